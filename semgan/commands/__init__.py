@@ -1,0 +1,1 @@
+"""Sub-commands of ``python -m semgan``; each module has ``add_arguments`` and ``run``."""
