@@ -7,6 +7,7 @@ The folder format is what `semgan.data` reads and what the app imports:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -46,6 +47,28 @@ def resolve_profiles(spec: str) -> list[ToolProfile]:
     if spec in ("all", "training"):
         return [PROFILES[name] for name in TRAINING_PROFILES]
     return [get_profile(part.strip()) for part in spec.split(",") if part.strip()]
+
+
+LAYOUT_SPLITS = ("train", "holdout")
+LAYOUT_HOLDOUT_FRACTION = 0.2
+
+
+def layout_file_split(path: Path) -> str:
+    """``"train"`` or ``"holdout"`` for a real layout file, stable by file name (20 % hold-out)."""
+    digest = hashlib.sha256(path.name.encode()).digest()
+    return "holdout" if int.from_bytes(digest[:8], "big") / 2**64 < LAYOUT_HOLDOUT_FRACTION else "train"
+
+
+def load_real_tiles(
+    layouts: str | Path, *, size: int, nm_per_px: float, layer: tuple[int, int] = (34, 0),
+    cell: str | None = None, split: str | None = None, max_tiles_per_file: int | None = 64,
+) -> list[LayoutClip]:
+    """Tiles of real layouts, optionally only from the files of one split."""
+    if split is not None and split not in LAYOUT_SPLITS:
+        raise SynthError(f"layout split must be one of {LAYOUT_SPLITS}, got {split!r}")
+    select = None if split is None else (lambda path: layout_file_split(path) == split)
+    return load_layout_tiles(layouts, nm_per_px, size, layer=layer, cell=cell, select=select,
+                             max_tiles_per_file=max_tiles_per_file)
 
 
 def _item_rng(seed: int, index: int) -> np.random.Generator:
@@ -110,6 +133,8 @@ def write_dataset(
     layer: tuple[int, int] = (34, 0),
     cell: str | None = None,
     real_fraction: float = 1.0,
+    layout_split: str | None = None,
+    max_tiles_per_file: int | None = 64,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Write ``count`` SEM/layout/printed triples and a manifest to ``out_dir``; return the manifest path."""
@@ -122,7 +147,8 @@ def write_dataset(
     profiles = list(profiles or [PROFILES["clean"]])
     real_tiles: list[LayoutClip] = []
     if layouts is not None:
-        real_tiles = load_layout_tiles(layouts, nm_per_px, size, layer=layer, cell=cell)
+        real_tiles = load_real_tiles(layouts, size=size, nm_per_px=nm_per_px, layer=layer, cell=cell,
+                                     split=layout_split, max_tiles_per_file=max_tiles_per_file)
     else:
         real_fraction = 0.0
 
@@ -164,6 +190,8 @@ def write_dataset(
         "profiles": [p.name for p in profiles],
         "profile_definitions": {p.name: p.to_dict() for p in profiles},
         "layouts": str(layouts) if layouts is not None else None,
+        "layout_split": layout_split,
+        "real_fraction": real_fraction,
         "items": items,
     }
     path = out / "manifest.json"

@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", help="GDS cell (default: the top cell)")
     parser.add_argument("--real-fraction", type=float, default=1.0,
                         help="with --layouts: fraction of pairs from real clips, rest procedural")
+    parser.add_argument("--layout-split", choices=("train", "holdout"),
+                        help="with --layouts: only files of this split (20 %% hold-out by file name)")
+    parser.add_argument("--max-tiles-per-file", type=int, default=64,
+                        help="with --layouts: at most this many tiles per layout file (default 64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preview", action="store_true",
                         help="write OUT/contact_sheet.png with examples of every profile instead")
@@ -43,14 +47,15 @@ def run(args: argparse.Namespace) -> int:
     """Generate the data set or the preview."""
     from PIL import Image
 
-    from semgan.layouts import load_layout_tiles
-    from semgan.synth import contact_sheet, resolve_profiles, write_dataset
+    from semgan.synth import contact_sheet, load_real_tiles, resolve_profiles, write_dataset
 
     profiles = resolve_profiles(args.profile)
     if args.preview:
         real = ()
         if args.layouts is not None:
-            real = load_layout_tiles(args.layouts, args.nm_per_px, args.size, layer=args.layer, cell=args.cell)
+            real = load_real_tiles(args.layouts, size=args.size, nm_per_px=args.nm_per_px, layer=args.layer,
+                                   cell=args.cell, split=args.layout_split,
+                                   max_tiles_per_file=args.max_tiles_per_file)
         chosen = None if args.profile == "clean" else profiles
         sheet = contact_sheet(chosen, size=args.size, nm_per_px=args.nm_per_px, seed=args.seed, real_tiles=real)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         manifest = write_dataset(
             args.out, args.count, size=args.size, nm_per_px=args.nm_per_px, profiles=profiles,
             seed=args.seed, layouts=args.layouts, layer=args.layer, cell=args.cell,
-            real_fraction=args.real_fraction, progress=bar.update,
+            real_fraction=args.real_fraction, layout_split=args.layout_split,
+            max_tiles_per_file=args.max_tiles_per_file, progress=bar.update,
         )
     print(f"wrote {args.count} pairs and {manifest}")
     return 0

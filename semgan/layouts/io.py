@@ -7,6 +7,7 @@ is where non-Manhattan geometry is refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -185,22 +186,29 @@ def _tiles_of_file(path: Path, nm_per_px: float, size_px: int, layer: tuple[int,
 
 
 def load_layout_tiles(
-    path: str | Path, nm_per_px: float, size_px: int, layer: tuple[int, int] = (34, 0), cell: str | None = None
+    path: str | Path, nm_per_px: float, size_px: int, layer: tuple[int, int] = (34, 0), cell: str | None = None,
+    *, select: Callable[[Path], bool] | None = None, max_tiles_per_file: int | None = None,
 ) -> list[LayoutClip]:
-    """Tiles of a layout file, or of every .glp/.gds/.oas file under a directory (GLP ignores ``layer``)."""
+    """Tiles of a layout file, or of every .glp/.gds/.oas file under a directory (GLP ignores ``layer``).
+
+    ``select`` keeps only the files it accepts (e.g. a train/hold-out split by file name);
+    ``max_tiles_per_file`` keeps evenly spaced tiles so one big cell cannot dominate (or fill memory).
+    """
     path = Path(path)
     if path.is_file():
-        return _tiles_of_file(path, nm_per_px, size_px, layer, cell)
+        return _thin(_tiles_of_file(path, nm_per_px, size_px, layer, cell), max_tiles_per_file)
     if not path.is_dir():
         raise LayoutFileError(f"no such layout file or directory: {path}")
     files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in LAYOUT_SUFFIXES)
+    if select is not None:
+        files = [f for f in files if select(f)]
     if not files:
         raise LayoutFileError(f"{path}: no layout files ({', '.join(LAYOUT_SUFFIXES)}) in this directory")
     tiles: list[LayoutClip] = []
     skipped: list[str] = []
     for file in files:
         try:
-            tiles.extend(_tiles_of_file(file, nm_per_px, size_px, layer, cell))
+            tiles.extend(_thin(_tiles_of_file(file, nm_per_px, size_px, layer, cell), max_tiles_per_file))
         except (EmptyWindowError, LayerNotFoundError, CellNotFoundError) as error:
             # In a folder, a cell without this layer (or a blank one) is not fatal; all of them is.
             skipped.append(str(error))
@@ -208,4 +216,11 @@ def load_layout_tiles(
         shown = "; ".join(skipped[:3]) + (f"; … {len(skipped) - 3} more" if len(skipped) > 3 else "")
         raise EmptyWindowError(f"{path}: no usable tiles in {len(files)} layout file(s): {shown}")
     return tiles
+
+
+def _thin(tiles: list[LayoutClip], limit: int | None) -> list[LayoutClip]:
+    if limit is None or len(tiles) <= limit:
+        return tiles
+    keep = np.linspace(0, len(tiles) - 1, limit).round().astype(int)
+    return [tiles[i] for i in keep]
 

@@ -1,0 +1,112 @@
+"""Evaluate models and the classical baseline on a paired data folder, per profile and overall."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semgan.baseline import otsu_baseline
+from semgan.data import read_manifest
+from semgan.imageio import load_image
+from semgan.metrics import aggregate, evaluate_pair
+
+BASELINE = "otsu-baseline"
+TARGETS = ("layout", "printed")
+# Columns of the printed table: (metric key, header, format).
+TABLE_COLUMNS = (
+    ("iou", "IoU", "{:.4f}"),
+    ("epe_mean_nm", "EPE mean nm", "{:.2f}"),
+    ("epe_p95_nm", "EPE p95 nm", "{:.2f}"),
+    ("cd_abs_error_nm", "|CD err| nm", "{:.2f}"),
+    ("ssim", "SSIM", "{:.4f}"),
+    ("psnr", "PSNR dB", "{:.2f}"),
+    ("l1", "L1", "{:.4f}"),
+)
+
+# A method maps (sem image uint8, nm/px) → (probability-like image in [0, 1], bool mask).
+Method = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+
+
+def baseline_method(sem_image: np.ndarray, nm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Otsu + morphology baseline as an evaluation method."""
+    mask = otsu_baseline(sem_image, nm_per_px)
+    return mask.astype(np.float32), mask
+
+
+def predictor_method(predictor: Any) -> Method:
+    """Wrap a ``semgan.infer.Predictor`` as an evaluation method."""
+
+    def run(sem_image: np.ndarray, nm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+        prediction = predictor.predict(sem_image, nm_per_px)
+        return prediction.probability, prediction.mask
+
+    return run
+
+
+def evaluate_folder(
+    data_dir: str | Path,
+    methods: Mapping[str, Method],
+    *,
+    target: str = "layout",
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every method on every item: overall and per-profile means, plus per-item rows."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    data_dir = Path(data_dir)
+    manifest = read_manifest(data_dir)
+    nm_per_px = float(manifest["nm_per_px"])
+    items = manifest["items"][:limit] if limit else manifest["items"]
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
+    for item in items:
+        sem_image = np.rint(load_image(data_dir / item["sem"]).pixels * 255).astype(np.uint8)
+        truth = load_image(data_dir / item[target]).pixels > 0.5
+        for name, method in methods.items():
+            probability, mask = method(sem_image, nm_per_px)
+            metrics = evaluate_pair(probability, mask, truth, nm_per_px)
+            rows[name].append({"name": item["name"], "profile": item.get("profile", "?"),
+                               "source": item.get("source", {}).get("kind", "?"), **metrics})
+        if progress is not None:
+            progress(1)
+    result: dict[str, Any] = {"data": str(data_dir), "target": target, "nm_per_px": nm_per_px,
+                              "items": len(items), "methods": {}}
+    for name, method_rows in rows.items():
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for row in method_rows:
+            groups[f"profile:{row['profile']}"].append(row)
+            groups[f"source:{row['source']}"].append(row)
+        result["methods"][name] = {
+            "overall": _numeric_mean(method_rows),
+            "groups": {key: _numeric_mean(group) for key, group in sorted(groups.items())},
+            "rows": method_rows,
+        }
+    return result
+
+
+def _numeric_mean(rows: list[dict[str, Any]]) -> dict[str, float]:
+    numeric = [{k: v for k, v in row.items() if isinstance(v, int | float)} for row in rows]
+    return aggregate(numeric)
+
+
+def format_table(result: Mapping[str, Any], group: str = "overall") -> str:
+    """Render one group of an ``evaluate_folder`` result as a fixed-width text table."""
+    headers = ["method", *(header for _, header, _ in TABLE_COLUMNS)]
+    lines = []
+    for name, scores in result["methods"].items():
+        values = scores["overall"] if group == "overall" else scores["groups"].get(group, {})
+        cells = [name]
+        for key, _, fmt in TABLE_COLUMNS:
+            value = values.get(key, math.nan)
+            cells.append(fmt.format(value) if math.isfinite(value) else str(value))
+        lines.append(cells)
+    widths = [max(len(row[i]) for row in [headers, *lines]) for i in range(len(headers))]
+    render = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+              for row in [headers, *lines]]
+    render.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(render)

@@ -1,0 +1,68 @@
+"""Evaluation on a data folder: per-method tables, per-profile groups, perfect and inverted methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semgan.evaluate import BASELINE, baseline_method, evaluate_folder, format_table
+from semgan.imageio import load_image
+from semgan.synth import resolve_profiles, write_dataset
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("evaldata")
+    write_dataset(out, 4, size=96, profiles=resolve_profiles("clean,noisy"), seed=2)
+    return out
+
+
+def _truth_lookup(data_dir: Path):
+    truths = {}
+    for path in sorted((data_dir / "layout").glob("*.png")):
+        truths[path.stem] = load_image(path).pixels > 0.5
+    return truths
+
+
+def test_perfect_method_scores_iou_one_and_zero_epe(data_dir: Path) -> None:
+    truths = list(_truth_lookup(data_dir).values())
+    calls = iter(truths)
+
+    def oracle(sem_image: np.ndarray, nm_per_px: float):
+        mask = next(calls)
+        return mask.astype(np.float32), mask
+
+    result = evaluate_folder(data_dir, {"oracle": oracle})
+    overall = result["methods"]["oracle"]["overall"]
+    assert overall["iou"] == 1.0
+    assert overall["epe_mean_nm"] == 0.0
+    assert overall["l1"] == 0.0
+    assert result["items"] == 4
+
+
+def test_inverted_method_scores_worse_than_baseline(data_dir: Path) -> None:
+    def inverted(sem_image: np.ndarray, nm_per_px: float):
+        _, mask = baseline_method(sem_image, nm_per_px)
+        return (~mask).astype(np.float32), ~mask
+
+    result = evaluate_folder(data_dir, {BASELINE: baseline_method, "inverted": inverted})
+    methods = result["methods"]
+    assert methods[BASELINE]["overall"]["iou"] > 0.8
+    assert methods["inverted"]["overall"]["iou"] < 0.3
+    assert set(methods[BASELINE]["groups"]) == {"profile:clean", "profile:noisy", "source:procedural"}
+    assert methods[BASELINE]["groups"]["profile:clean"]["count"] == 2
+
+
+def test_table_lists_each_method_once(data_dir: Path) -> None:
+    result = evaluate_folder(data_dir, {BASELINE: baseline_method}, limit=2)
+    table = format_table(result)
+    assert table.splitlines()[0].startswith("method")
+    assert sum(line.startswith(BASELINE) for line in table.splitlines()) == 1
+    assert result["items"] == 2
+
+
+def test_unknown_target_is_refused(data_dir: Path) -> None:
+    with pytest.raises(ValueError, match="target"):
+        evaluate_folder(data_dir, {BASELINE: baseline_method}, target="contour")
