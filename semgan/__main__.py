@@ -11,6 +11,9 @@ from semgan.errors import SemganError
 # Explicit registry: command name → (module under semgan.commands, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate paired SEM/layout data (or a --preview contact sheet)"),
+    "train": ("train", "train, resume or fine-tune a SEM ↔ layout model on a paired data folder"),
+    "predict": ("predict", "SEM → layout (or layout → SEM) for an image or a folder, one PNG each"),
+    "evaluate": ("evaluate", "metrics of models next to the Otsu baseline on a paired data folder"),
 }
 
 

@@ -1,0 +1,64 @@
+"""``python -m semgan evaluate``: metrics of one or more models next to the Otsu baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the evaluate options."""
+    parser.add_argument("--model", action="append", required=True,
+                        help="model folder or 'default'; repeat to compare several models")
+    parser.add_argument("--data", type=Path, required=True, help="paired data folder (synth format)")
+    parser.add_argument("--json", type=Path, help="write the full result (per item too) to this file")
+    parser.add_argument("--target", choices=("layout", "printed"), default="layout",
+                        help="compare against the design layout (default) or the printed contour")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N items")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--no-baseline", action="store_true", help="leave out the Otsu baseline")
+
+
+def _label(spec: str, used: set[str]) -> str:
+    label = spec if spec == "default" else Path(spec).name or spec
+    while label in used:
+        label += "'"
+    used.add(label)
+    return label
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print a table per group and overall, optionally write JSON."""
+    from semgan.evaluate import (
+        BASELINE,
+        baseline_method,
+        evaluate_folder,
+        format_table,
+        predictor_method,
+    )
+    from semgan.infer import Predictor, resolve_model
+
+    methods = {}
+    used: set[str] = set()
+    for spec in args.model:
+        predictor = Predictor.from_dir(resolve_model(spec), device=args.device)
+        methods[_label(spec, used)] = predictor_method(predictor)
+    if not args.no_baseline:
+        methods[BASELINE] = baseline_method
+    with tqdm(desc="evaluate", unit="img", leave=False) as bar:
+        result = evaluate_folder(args.data, methods, target=args.target, limit=args.limit,
+                                 progress=bar.update)
+    first = next(iter(result["methods"].values()))
+    print(f"{result['items']} images from {args.data} at {result['nm_per_px']} nm/px, "
+          f"against the {args.target}")
+    for group in ["overall", *first["groups"]]:
+        print(f"\n[{group}]")
+        print(format_table(result, group))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1, default=float))
+        print(f"\nwrote {args.json}")
+    return 0

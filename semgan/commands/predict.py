@@ -1,0 +1,79 @@
+"""``python -m semgan predict``: SEM → layout (or layout → SEM) for one image or a folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from semgan.errors import SemganError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the predict options."""
+    parser.add_argument("--model", default="default", help="model folder, or 'default' for the shipped model")
+    parser.add_argument("--input", type=Path, required=True, help="an image file or a folder of images")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (one PNG per input)")
+    parser.add_argument("--direction", choices=("sem2layout", "layout2sem"), default="sem2layout")
+    parser.add_argument("--nm-per-px", type=float,
+                        help="input pixel size (default: from the file, else the model's, with a warning)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--tile-size", type=int, default=256, help="tile size in model pixels")
+    parser.add_argument("--overlap", type=int, default=128, help="tile overlap in model pixels")
+    parser.add_argument("--confidence", action="store_true",
+                        help="sem2layout: also write NAME_confidence.png (|2p-1| as 0..255)")
+
+
+def input_files(path: Path) -> list[Path]:
+    """The image files named by ``--input``."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise SemganError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        return files
+    if not path.is_file():
+        raise SemganError(f"{path}: no such file or folder")
+    return [path]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every input and write PNGs at the input's pixel size."""
+    import numpy as np
+
+    from semgan.imageio import load_image, save_png
+    from semgan.infer import Predictor
+
+    if args.nm_per_px is not None and not args.nm_per_px > 0:
+        raise SemganError(f"--nm-per-px must be positive, got {args.nm_per_px}")
+    files = input_files(args.input)
+    predictor = Predictor.from_dir(args.model, args.device, tile_size=args.tile_size, overlap=args.overlap)
+    args.out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for path in files:
+        loaded = load_image(path)
+        nm_per_px = args.nm_per_px or loaded.nm_per_px
+        if nm_per_px is None:
+            print(f"warning: {path.name}: pixel size unknown; assuming the model's {predictor.nm_per_px} nm/px "
+                  "(pass --nm-per-px)", file=sys.stderr)
+            nm_per_px = predictor.nm_per_px
+        stem = path.stem if path.stem not in used else f"{path.stem}_{path.suffix.lstrip('.')}"
+        used.add(stem)
+        target = args.out / f"{stem}.png"
+        if args.direction == "sem2layout":
+            prediction = predictor.predict(loaded.pixels, nm_per_px)
+            save_png(target, prediction.mask)
+            if args.confidence:
+                save_png(args.out / f"{stem}_confidence.png",
+                         np.round(prediction.confidence * 255).astype(np.uint8))
+            seconds = prediction.seconds
+        else:
+            import time
+
+            started = time.perf_counter()
+            save_png(target, predictor.predict_sem(loaded.pixels > 0.5, nm_per_px))
+            seconds = time.perf_counter() - started
+        print(f"{path.name} → {target} ({loaded.pixels.shape[1]}×{loaded.pixels.shape[0]} px at "
+              f"{nm_per_px:g} nm/px, {seconds:.2f} s)")
+    return 0

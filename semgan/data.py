@@ -1,0 +1,245 @@
+"""Paired SEM/layout datasets in the synth folder format, with crops, flips and a hold-out split.
+
+Folder: ``DIR/manifest.json`` = ``{"version": 1, "nm_per_px": 4.0, "size": 256, "items":
+[{"name", "sem": "sem/NAME.png", "layout": "layout/NAME.png", ...}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from semgan.errors import SemganError
+
+MANIFEST_VERSIONS = (1,)
+SPLITS = ("train", "holdout")
+
+
+class DatasetError(SemganError):
+    """A data folder is missing, malformed, or does not match the model (pixel size, image size)."""
+
+
+def read_manifest(data_dir: str | Path) -> dict[str, Any]:
+    """Load and sanity-check ``DIR/manifest.json``."""
+    path = Path(data_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no manifest.json; create the folder with `python -m semgan synth`") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON ({err})") from None
+    for key in ("version", "nm_per_px", "size", "items"):
+        if key not in manifest:
+            raise DatasetError(f"{path}: missing key {key!r}")
+    if manifest["version"] not in MANIFEST_VERSIONS:
+        raise DatasetError(f"{path}: manifest version {manifest['version']} is not supported")
+    if not manifest["items"]:
+        raise DatasetError(f"{path}: the manifest lists no items")
+    return manifest
+
+
+def split_items(items: Sequence[dict], holdout_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Split into (train, holdout) by a hash of each item's name: stable when items are added."""
+    train, holdout = [], []
+    for item in items:
+        digest = hashlib.sha256(f"{seed}:{item['name']}".encode()).digest()
+        position = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+        (holdout if position < holdout_fraction else train).append(item)
+    return train, holdout
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return image.height, image.width
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: listed in manifest.json but missing") from None
+    except UnidentifiedImageError:
+        raise DatasetError(f"{path}: not a readable image") from None
+
+
+class PairedDataset(Dataset):
+    """SEM images in [-1, 1] and layout masks in {-1, 1}, as (1, H, W) float tensors.
+
+    With ``augment`` each access takes a random ``crop_size`` crop and random flips, seeded by
+    (seed, epoch, index) so a run is reproducible whatever the worker count. Without it, a
+    centre crop (or the full image when ``crop_size`` is None). No 90° rotations: the SEM scan
+    direction is physical.
+    """
+
+    def __init__(self, data_dir: str | Path, crop_size: int | None = None, augment: bool = False,
+                 split: str | None = None, *, nm_per_px: float | None = None, holdout_fraction: float = 0.0,
+                 seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.manifest = read_manifest(self.data_dir)
+        self.nm_per_px = float(self.manifest["nm_per_px"])
+        self.size = int(self.manifest["size"])
+        if nm_per_px is not None and not np.isclose(self.nm_per_px, nm_per_px, rtol=1e-6):
+            raise DatasetError(
+                f"{self.data_dir}: data is at {self.nm_per_px} nm/px but the model expects {nm_per_px} nm/px; "
+                f"regenerate the data at {nm_per_px} nm/px (synth --nm-per-px) or set data.nm_per_px")
+        if split not in (None, *SPLITS):
+            raise DatasetError(f"split must be one of {SPLITS} or None, got {split!r}")
+        items = list(self.manifest["items"])
+        if split is not None:
+            train, holdout = split_items(items, holdout_fraction, seed)
+            items = train if split == "train" else holdout
+            if not items:
+                raise DatasetError(f"{self.data_dir}: the {split!r} split is empty "
+                                   f"(holdout_fraction {holdout_fraction}, {len(self.manifest['items'])} items)")
+        self.items = items
+        for item in items:
+            for key in ("sem", "layout"):
+                if key not in item:
+                    raise DatasetError(f"{self.data_dir}/manifest.json: item {item.get('name')!r} has no {key!r}")
+                shape = _image_size(self.data_dir / item[key])
+                if shape != (self.size, self.size):
+                    raise DatasetError(
+                        f"{self.data_dir / item[key]}: image is {shape[1]}×{shape[0]} px but the manifest says "
+                        f"{self.size}×{self.size}; mixed sizes are not supported in one folder")
+        if crop_size is not None and crop_size > self.size:
+            raise DatasetError(f"crop size {crop_size} is larger than the {self.size} px images in {self.data_dir}")
+        self.crop_size = crop_size
+        self.augment = augment
+        self.seed = seed
+        self.flip_horizontal = flip_horizontal
+        self.flip_vertical = flip_vertical
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        """Number of pairs."""
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Vary the augmentation per epoch."""
+        self.epoch = epoch
+
+    def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full-size (SEM float32 in [0, 1], layout bool) for item ``index``."""
+        from semgan.imageio import load_image
+
+        item = self.items[index]
+        sem_image = load_image(self.data_dir / item["sem"]).pixels
+        layout_mask = load_image(self.data_dir / item["layout"]).pixels > 0.5
+        return sem_image, layout_mask
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """``{"sem_image": (1, h, w), "layout_mask": (1, h, w), "index": int}``."""
+        sem_image, layout_mask = self.load_pair(index)
+        crop = self.crop_size or self.size
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            top, left = rng.integers(0, self.size - crop + 1, size=2)
+            flip_h = self.flip_horizontal and rng.random() < 0.5
+            flip_v = self.flip_vertical and rng.random() < 0.5
+        else:
+            top = left = (self.size - crop) // 2
+            flip_h = flip_v = False
+        sem_image = sem_image[top:top + crop, left:left + crop]
+        layout_mask = layout_mask[top:top + crop, left:left + crop]
+        if flip_h:
+            sem_image, layout_mask = sem_image[:, ::-1], layout_mask[:, ::-1]
+        if flip_v:
+            sem_image, layout_mask = sem_image[::-1], layout_mask[::-1]
+        sem = torch.from_numpy(np.ascontiguousarray(sem_image, dtype=np.float32) * 2 - 1)[None]
+        layout = torch.from_numpy(np.where(layout_mask, 1.0, -1.0).astype(np.float32))[None]
+        return {"sem_image": sem, "layout_mask": layout, "index": index}
+
+    def recipe(self) -> dict[str, Any]:
+        """What the model card records about this data."""
+        manifest_bytes = (self.data_dir / "manifest.json").read_bytes()
+        return {
+            "data_dir": str(self.data_dir.resolve()),
+            "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+            "items": len(self.items),
+            "nm_per_px": self.nm_per_px,
+            "size": self.size,
+            **{key: self.manifest[key] for key in ("seed", "profiles", "layouts") if key in self.manifest},
+        }
+
+
+class ConcatPairedDataset(Dataset):
+    """Several paired folders as one, e.g. the old training pairs plus new corrected pairs."""
+
+    def __init__(self, datasets: Sequence[PairedDataset]) -> None:
+        if not datasets:
+            raise DatasetError("ConcatPairedDataset needs at least one dataset")
+        first = datasets[0]
+        for other in datasets[1:]:
+            if not np.isclose(other.nm_per_px, first.nm_per_px, rtol=1e-6):
+                raise DatasetError(f"{other.data_dir} is at {other.nm_per_px} nm/px but {first.data_dir} is at "
+                                   f"{first.nm_per_px} nm/px; pairs at different pixel sizes cannot be mixed")
+            if (other.crop_size or other.size) != (first.crop_size or first.size):
+                raise DatasetError(f"{other.data_dir} yields {other.crop_size or other.size} px samples, "
+                                   f"{first.data_dir} {first.crop_size or first.size} px; use one crop size")
+        self.datasets = list(datasets)
+        self.data_dir = first.data_dir
+        self.nm_per_px, self.size = first.nm_per_px, first.size
+        self.offsets = np.cumsum([0] + [len(d) for d in self.datasets])
+
+    def __len__(self) -> int:
+        """Total number of pairs."""
+        return int(self.offsets[-1])
+
+    def _locate(self, index: int) -> tuple[PairedDataset, int]:
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        return self.datasets[part], index - int(self.offsets[part])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Item ``index`` of the concatenation (same format as PairedDataset)."""
+        dataset, local = self._locate(index)
+        return {**dataset[local], "index": index}
+
+    def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full-size pair ``index``."""
+        dataset, local = self._locate(index)
+        return dataset.load_pair(local)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Vary every part's augmentation per epoch."""
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+    def recipe(self) -> dict[str, Any]:
+        """Each part's recipe."""
+        return {"items": len(self), "nm_per_px": self.nm_per_px, "parts": [d.recipe() for d in self.datasets]}
+
+
+def steps_per_epoch(n_items: int, batch_size: int, world_size: int = 1) -> int:
+    """Full batches each rank gets per pass over the data."""
+    return (n_items // world_size) // batch_size
+
+
+def iterate_batches(dataset: PairedDataset | ConcatPairedDataset, batch_size: int, *, seed: int, start_step: int = 0, rank: int = 0,
+                    world_size: int = 1, num_workers: int = 0) -> Iterator[dict[str, Any]]:
+    """Endless stream of shuffled batches for this rank, starting at global step ``start_step``.
+
+    The order depends only on (seed, epoch), so resuming at step N yields what step N would
+    have seen in an uninterrupted run. Each rank gets a disjoint shard (DistributedSampler).
+    """
+    per_epoch = steps_per_epoch(len(dataset), batch_size, world_size)
+    if per_epoch < 1:
+        raise DatasetError(f"{dataset.data_dir}: {len(dataset)} pairs are too few for batch size {batch_size}"
+                           f" on {world_size} process(es); lower --batch or add data")
+    epoch, offset = divmod(start_step, per_epoch)
+    while True:
+        sampler = DistributedSampler(range(len(dataset)), num_replicas=world_size, rank=rank, shuffle=True,
+                                     seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(per_epoch)][offset:]
+        dataset.set_epoch(epoch)
+        # Own generator: a DataLoader otherwise draws its worker seed from the global torch RNG,
+        # which would shift the dropout stream of a resumed run.
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        yield from DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, generator=generator)
+        epoch, offset = epoch + 1, 0

@@ -1,0 +1,208 @@
+"""Inference for any image size: resample to the model's nm/px, tile with overlap, blend, resample back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from semgan.config import ExperimentConfig
+from semgan.device import pick_device
+from semgan.errors import SemganError
+from semgan.model import GanModels
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
+
+
+class ModelNotFoundError(SemganError):
+    """A model name or folder does not resolve to a model."""
+
+
+class PredictionError(SemganError):
+    """An input image or tiling setting cannot be predicted."""
+
+
+@dataclass(frozen=True)
+class LayoutPrediction:
+    """SEM → layout result at the input's size: binary mask, P(feature) and confidence |2p − 1|."""
+
+    mask: np.ndarray  # (H, W) bool
+    probability: np.ndarray  # (H, W) float32 in [0, 1]
+    confidence: np.ndarray  # (H, W) float32 in [0, 1]
+    seconds: float
+
+
+def resolve_model(name: str | Path) -> Path:
+    """``"default"`` → the model shipped in ``semgan/weights/default``; anything else is a folder path."""
+    if str(name) == "default":
+        if not (DEFAULT_MODEL_DIR / "weights.safetensors").is_file():
+            raise ModelNotFoundError(f"the default model is not installed ({DEFAULT_MODEL_DIR} has no weights); "
+                                     "train one with `python -m semgan train` and pass --model MODEL_DIR")
+        return DEFAULT_MODEL_DIR
+    path = Path(name)
+    if not (path / "weights.safetensors").is_file():
+        raise ModelNotFoundError(f"{path}: not a model folder (no weights.safetensors)")
+    return path
+
+
+def _to_unit_float(image: np.ndarray, what: str) -> np.ndarray:
+    """uint8 / uint16 / bool / float [0, 1] (H, W) → float32 [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise PredictionError(f"{what} must be a 2-D grey image (H, W), got shape {image.shape}")
+    if min(image.shape) < 1:
+        raise PredictionError(f"{what} is empty: shape {image.shape}")
+    if image.dtype == bool:
+        return image.astype(np.float32)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all() or image.min() < -1e-6 or image.max() > 1 + 1e-6:
+            raise PredictionError(f"{what}: float images must lie in [0, 1] (got {image.min()}..{image.max()})")
+        return np.clip(image, 0, 1).astype(np.float32)
+    raise PredictionError(f"{what}: unsupported dtype {image.dtype} (use uint8, uint16, bool or float in [0, 1])")
+
+
+def _as_mask(layout_mask: np.ndarray) -> np.ndarray:
+    """bool as is; integer masks (0/1, 0/255) → > 0; float masks → > 0.5."""
+    layout_mask = np.asarray(layout_mask)
+    if layout_mask.dtype == bool:
+        return layout_mask
+    if np.issubdtype(layout_mask.dtype, np.floating):
+        return layout_mask > 0.5
+    return layout_mask > 0
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    if image.shape == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    # Area averaging when shrinking (no aliasing of fine lines), bilinear when enlarging.
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def blend_window(tile_size: int, overlap: int) -> np.ndarray:
+    """(T, T) tile weights: ~0 on the outer overlap/4 band, a sin² cross-fade, 1 in the middle.
+
+    A conv net's output near a tile edge is spoiled by zero padding (over about 2**(n_down+1)
+    px), so that band is discarded where a neighbour covers it; across the rest of the overlap
+    two neighbours' weights sum to 1. The 1e-6 floor keeps image-border pixels, which only one
+    tile covers.
+    """
+    ramp = np.ones(tile_size, np.float64)
+    if overlap > 0:
+        margin = overlap // 4
+        fade = overlap - 2 * margin
+        rising = np.zeros(overlap)
+        rising[margin:overlap - margin] = np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade) ** 2
+        rising[overlap - margin:] = 1.0
+        ramp[:overlap] = rising
+        ramp[-overlap:] = np.minimum(ramp[-overlap:], rising[::-1])
+    ramp = np.maximum(ramp, 1e-6)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    return [*range(0, length - tile, stride), length - tile]
+
+
+class Predictor:
+    """Runs a trained model in both directions on images of any size and pixel size."""
+
+    def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
+                 device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 128,
+                 batch_size: int = 8) -> None:
+        self.config = config
+        self.card = card or {}
+        self.nm_per_px = float(self.card.get("nm_per_px", config.data.nm_per_px))
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.multiple = 2**config.generator.n_down
+        if tile_size is not None and (tile_size % self.multiple or tile_size < self.multiple):
+            raise PredictionError(f"tile_size must be a positive multiple of {self.multiple}, got {tile_size}")
+        if tile_size is not None and not 0 <= overlap < tile_size:
+            raise PredictionError(f"overlap must be in [0, tile_size), got {overlap}")
+        self.tile_size, self.overlap, self.batch_size = tile_size, overlap, max(1, batch_size)
+        self.models = models.to(self.device).float().eval()  # BatchNorm running stats, dropout off
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, device: str = "auto", **tiling: Any) -> Predictor:
+        """Load an inference export or a full checkpoint (``"default"`` = the shipped model)."""
+        from semgan.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(resolve_model(model_dir), "cpu", generators_only=True)
+        return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **tiling)
+
+    def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None) -> LayoutPrediction:
+        """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's."""
+        started = time.perf_counter()
+        pixels = _to_unit_float(sem_image, "sem_image")
+        output = self._translate(self.models.sem_to_layout, pixels, nm_per_px)
+        probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
+        return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),
+                                time.perf_counter() - started)
+
+    def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
+        """Layout mask (H, W) → simulated SEM image, uint8, same size."""
+        pixels = _to_unit_float(_as_mask(layout_mask), "layout_mask")
+        output = self._translate(self.models.layout_to_sem, pixels, nm_per_px)
+        return np.clip((output + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+    def _translate(self, generator: nn.Module, pixels: np.ndarray, nm_per_px: float | None) -> np.ndarray:
+        """[0, 1] image at ``nm_per_px`` → generator output in [-1, 1] at the input's size."""
+        height, width = pixels.shape
+        if nm_per_px is not None and not nm_per_px > 0:
+            raise PredictionError(f"nm_per_px must be positive, got {nm_per_px}")
+        scale = 1.0 if nm_per_px is None else nm_per_px / self.nm_per_px
+        model_h, model_w = max(1, round(height * scale)), max(1, round(width * scale))
+        resampled = _resize(pixels, model_h, model_w) * 2 - 1  # model space, [-1, 1]
+        if self.tile_size is None:
+            output = self._run_whole(generator, resampled)
+        else:
+            output = self._run_tiled(generator, resampled)
+        return _resize(output, height, width)
+
+    def _forward(self, generator: nn.Module, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device)[:, None]  # (B, 1, h, w)
+            return generator(tensor)[:, 0].float().cpu().numpy()
+
+    def _pad(self, image: np.ndarray, minimum: int) -> np.ndarray:
+        """Mirror-pad bottom/right to a multiple of 2**n_down (and at least ``minimum``)."""
+        height, width = image.shape
+        target_h = max(minimum, -(-height // self.multiple) * self.multiple)
+        target_w = max(minimum, -(-width // self.multiple) * self.multiple)
+        return np.pad(image, ((0, target_h - height), (0, target_w - width)), mode="symmetric")
+
+    def _run_whole(self, generator: nn.Module, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape
+        return self._forward(generator, self._pad(image, 0)[None])[0, :height, :width]
+
+    def _run_tiled(self, generator: nn.Module, image: np.ndarray) -> np.ndarray:
+        tile = self.tile_size
+        height, width = image.shape
+        padded = self._pad(image, tile)  # smaller images run as a single tile
+        # Tile corners on multiples of 2**n_down: the strided convs then sample the same pixel
+        # phases as a whole-image pass, so tile interiors reproduce it exactly (without attention).
+        stride = max(self.multiple, (tile - self.overlap) // self.multiple * self.multiple)
+        corners = [(y, x) for y in _starts(padded.shape[0], tile, stride)
+                   for x in _starts(padded.shape[1], tile, stride)]
+        window = blend_window(tile, tile - stride)
+        total = np.zeros(padded.shape, np.float32)
+        weight = np.zeros(padded.shape, np.float32)
+        for first in range(0, len(corners), self.batch_size):
+            chunk = corners[first:first + self.batch_size]
+            tiles = np.stack([padded[y:y + tile, x:x + tile] for y, x in chunk]).astype(np.float32)
+            for (y, x), out in zip(chunk, self._forward(generator, tiles), strict=True):
+                total[y:y + tile, x:x + tile] += out * window
+                weight[y:y + tile, x:x + tile] += window
+        return (total / weight)[:height, :width]

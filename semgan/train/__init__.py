@@ -1,0 +1,1 @@
+"""Training: one readable step, the fit loop with callbacks, and DDP under torchrun."""

@@ -1,0 +1,120 @@
+"""``python -m semgan train`` and ``predict`` end to end on a tiny folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semgan.__main__ import main
+from tests.test_train import write_synth_folder
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained for 3 steps through the CLI."""
+    root = tmp_path_factory.mktemp("cli")
+    data = write_synth_folder(root / "data")
+    code = main(["train", "--data", str(data), "--out", str(root / "model"), "--preset", "tiny",
+                 "--steps", "3", "--device", "cpu", "--crop", "32", "--batch", "2", "--seed", "1"])
+    assert code == 0
+    return root / "model"
+
+
+def test_train_writes_the_exact_command_into_the_card(trained: Path) -> None:
+    card = json.loads((trained / "card.json").read_text())
+    assert card["command"] == (f"python -m semgan train --data {trained.parent / 'data'} --out {trained} "
+                               "--preset tiny --steps 3 --device cpu --crop 32 --batch 2 --seed 1")
+    assert (card["steps"], card["nm_per_px"], card["data_recipe"]["items"]) == (3, 4.0, 6)
+
+
+def test_train_resumes_to_a_larger_step_count(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    model = shutil.copytree(trained, tmp_path / "model")
+    code = main(["train", "--data", str(trained.parent / "data"), "--out", str(model), "--steps", "4"])
+    assert code == 0
+    assert json.loads((model / "card.json").read_text())["steps"] == 4
+    assert json.loads((model / "config.json").read_text())["data"]["crop_size"] == 32  # kept from the checkpoint
+
+
+def test_fine_tune_from_the_cli_records_its_origin(trained: Path, tmp_path: Path) -> None:
+    code = main(["train", "--data", str(trained.parent / "data"), "--out", str(tmp_path / "candidate"),
+                 "--init-from", str(trained), "--steps", "1"])
+    assert code == 0
+    card = json.loads((tmp_path / "candidate" / "card.json").read_text())
+    assert (card["fine_tuned_from"], card["lr_scale"], card["steps"]) == (str(trained.resolve()), 0.1, 1)
+    assert card["command"].endswith(f"--init-from {trained} --lr-scale 0.1")
+
+
+def test_predict_writes_a_binary_png_at_the_input_size(trained: Path, tmp_path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 90), dtype=np.uint8)).save(tmp_path / "a.png")
+    code = main(["predict", "--model", str(trained), "--input", str(tmp_path / "a.png"), "--out",
+                 str(tmp_path / "out"), "--nm-per-px", "3", "--device", "cpu"])
+    assert code == 0
+    layout = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert layout.shape == (70, 90)
+    assert set(np.unique(layout)) <= {0, 255}
+
+
+def test_predict_layout_to_sem_over_a_folder(trained: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "layouts"
+    folder.mkdir()
+    for name in ("x", "y"):
+        Image.fromarray(np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((16, 16), np.uint8))).save(folder / f"{name}.png")
+    code = main(["predict", "--model", str(trained), "--input", str(folder), "--out", str(tmp_path / "out"),
+                 "--direction", "layout2sem", "--device", "cpu"])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png", "y.png"]
+    assert np.asarray(Image.open(tmp_path / "out" / "x.png")).shape == (64, 64)
+
+
+def test_predict_without_pixel_size_warns_and_uses_the_model_s(trained: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "a.png")
+    main(["predict", "--model", str(trained), "--input", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"),
+          "--device", "cpu"])
+    assert "assuming the model's 4.0 nm/px" in capsys.readouterr().err
+
+
+def test_predict_with_a_missing_model_exits_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "a.png")
+    code = main(["predict", "--model", str(tmp_path / "nope"), "--input", str(tmp_path / "a.png"),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "not a model folder" in capsys.readouterr().err
+
+
+def test_train_refuses_data_at_another_pixel_size_when_resuming(trained: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    model = shutil.copytree(trained, tmp_path / "model")
+    other = write_synth_folder(tmp_path / "data2", nm_per_px=2.0)
+    assert main(["train", "--data", str(other), "--out", str(model), "--steps", "4"]) == 2
+    assert "2.0 nm/px" in capsys.readouterr().err
+
+
+def test_evaluate_prints_model_and_baseline_and_writes_json(trained: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--model", str(trained), "--data", str(trained.parent / "data"),
+                 "--json", str(out), "--device", "cpu"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "model " in printed and "otsu-baseline " in printed
+    result = json.loads(out.read_text())
+    assert set(result["methods"]) == {"model", "otsu-baseline"}
+    assert result["methods"]["model"]["overall"]["count"] == 6
+    assert 0.0 <= result["methods"]["model"]["overall"]["iou"] <= 1.0
+
+
+def test_evaluate_unknown_model_exits_2(tmp_path: Path) -> None:
+    code = main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", str(tmp_path)])
+    assert code == 2

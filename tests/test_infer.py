@@ -1,0 +1,153 @@
+"""Predictor: tiling without seams, resampling between pixel sizes, determinism, model lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import semgan.infer as infer
+from semgan.checkpoint import export_inference, save_checkpoint
+from semgan.config import PRESETS
+from semgan.infer import (
+    LayoutPrediction,
+    ModelNotFoundError,
+    PredictionError,
+    Predictor,
+    blend_window,
+    resolve_model,
+)
+from semgan.model import build_models
+
+torch.set_num_threads(1)
+TINY = PRESETS["tiny"]
+
+
+def _rectangles(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width), 0.2, np.float32)
+    for _ in range(height * width // 4000):
+        y, x = rng.integers(0, height - 4), rng.integers(0, width - 4)
+        image[y:y + rng.integers(4, 50), x:x + rng.integers(4, 50)] = 0.8
+    return np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1).astype(np.float32)
+
+
+def _lively_model(image: np.ndarray) -> nn.Module:
+    """Tiny random model with unit-gain weights and BatchNorm stats from ``image``: outputs vary a
+    lot (std ≈ 0.3 in probability), so a seam or misalignment would show."""
+    models = build_models(TINY, critics=False)
+    generator = torch.Generator().manual_seed(0)
+    for module in models.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(module.weight, generator=generator)
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the calibration pass
+    models.train()
+    with torch.no_grad():
+        models.sem_to_layout(torch.from_numpy(image * 2 - 1)[None, None])
+    return models.eval()
+
+
+def test_tiled_prediction_matches_a_whole_image_pass() -> None:
+    image = _rectangles(384, 512)
+    models = _lively_model(image)
+    tiled = Predictor(models, TINY, device="cpu", tile_size=256, overlap=128).predict(image)
+    whole = Predictor(models, TINY, device="cpu", tile_size=None).predict(image)
+    assert whole.probability.std() > 0.1
+    interior = np.s_[32:-32, 32:-32]
+    assert np.abs(tiled.probability - whole.probability)[interior].max() < 1e-4
+
+
+def test_small_overlap_still_blends_without_hard_seams() -> None:
+    image = _rectangles(384, 512)
+    models = _lively_model(image)
+    tiled = Predictor(models, TINY, device="cpu", tile_size=128, overlap=64).predict(image)
+    whole = Predictor(models, TINY, device="cpu", tile_size=None).predict(image)
+    assert np.abs(tiled.probability - whole.probability)[32:-32, 32:-32].mean() < 0.01
+
+
+def test_blend_window_cross_fades_to_one() -> None:
+    window = blend_window(256, 128)[128]  # one row through the middle
+    # Neighbours 128 px apart: their weights over the shared span add up to 1.
+    assert np.allclose(window[128:256] + window[0:128], 1.0, atol=1e-5)
+    assert window[:32].max() < 1e-5 and window.min() > 0
+
+
+@pytest.mark.parametrize("nm_per_px", [2.0, 4.0, 6.5])
+def test_outputs_have_the_input_shape_at_any_pixel_size(nm_per_px: float) -> None:
+    predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
+    prediction = predictor.predict(_rectangles(100, 150), nm_per_px)
+    assert prediction.mask.shape == prediction.probability.shape == prediction.confidence.shape == (100, 150)
+    assert prediction.mask.dtype == bool and prediction.probability.dtype == np.float32
+    assert prediction.probability.min() >= 0 and prediction.probability.max() <= 1
+
+
+def test_input_is_resampled_to_the_model_pixel_size() -> None:
+    models = build_models(TINY, critics=False)
+    seen: list[tuple[int, ...]] = []
+    models.sem_to_layout.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape[-2:])))
+    Predictor(models, TINY, device="cpu", tile_size=None).predict(_rectangles(100, 150), nm_per_px=2.0)
+    assert seen == [(64, 80)]  # 100×150 at 2 nm/px = 50×75 at 4 nm/px, padded to multiples of 16
+
+
+def test_confidence_is_distance_from_one_half() -> None:
+    prediction = Predictor(build_models(TINY, critics=False), TINY, device="cpu").predict(_rectangles(64, 64))
+    assert np.allclose(prediction.confidence, np.abs(2 * prediction.probability - 1))
+
+
+def test_prediction_is_deterministic() -> None:
+    predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
+    image = _rectangles(200, 300)
+    first, second = predictor.predict(image), predictor.predict(image)
+    assert np.array_equal(first.probability, second.probability)
+    assert predictor.models.training is False
+
+
+def test_layout_to_sem_gives_uint8_at_the_input_size() -> None:
+    predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
+    sem = predictor.predict_sem(_rectangles(90, 70) > 0.5, nm_per_px=3.0)
+    assert (sem.shape, sem.dtype) == ((90, 70), np.uint8)
+
+
+def test_uint8_and_float_inputs_agree() -> None:
+    predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
+    image = np.round(_rectangles(64, 64) * 255).astype(np.uint8)
+    assert np.array_equal(predictor.predict(image).probability, predictor.predict(image / 255.0).probability)
+
+
+def test_colour_input_is_refused() -> None:
+    predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
+    with pytest.raises(PredictionError, match="2-D grey image"):
+        predictor.predict(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_tile_size_must_fit_the_downsampling() -> None:
+    with pytest.raises(PredictionError, match="multiple of 16"):
+        Predictor(build_models(TINY, critics=False), TINY, device="cpu", tile_size=100)
+
+
+def test_from_dir_loads_checkpoints_and_exports(tmp_path: Path) -> None:
+    models = build_models(TINY)
+    card = {"nm_per_px": 4.0, "metrics": {}}
+    save_checkpoint(tmp_path / "model", models, None, TINY, card, None)
+    image = _rectangles(64, 64)
+    direct = Predictor(models, TINY, device="cpu").predict(image)
+    loaded = Predictor.from_dir(tmp_path / "model", device="cpu")
+    assert isinstance(loaded.predict(image), LayoutPrediction)
+    assert np.array_equal(loaded.predict(image).probability, direct.probability)
+    export = export_inference(tmp_path / "model", tmp_path / "export")
+    assert Predictor.from_dir(export, device="cpu").nm_per_px == 4.0
+
+
+def test_missing_default_model_is_a_named_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(infer, "DEFAULT_MODEL_DIR", tmp_path / "absent")
+    with pytest.raises(ModelNotFoundError, match="default model is not installed"):
+        resolve_model("default")
+
+
+def test_a_path_without_weights_is_a_named_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="not a model folder"):
+        resolve_model(tmp_path)
