@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "generate paired SEM/layout data (or a --preview contact sheet)"),
     "train": ("train", "train, resume or fine-tune a SEM ↔ layout model on a paired data folder"),
     "predict": ("predict", "SEM → layout (or layout → SEM) for an image or a folder, one PNG each"),
+    "export": ("export", "turn a trained model into a shippable inference model with its card"),
     "evaluate": ("evaluate", "metrics of models next to the Otsu baseline on a paired data folder"),
 }
 

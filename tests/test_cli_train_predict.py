@@ -118,3 +118,26 @@ def test_evaluate_prints_model_and_baseline_and_writes_json(trained: Path, tmp_p
 def test_evaluate_unknown_model_exits_2(tmp_path: Path) -> None:
     code = main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", str(tmp_path)])
     assert code == 2
+
+
+def test_export_writes_fp16_generators_with_drift_reference_and_evaluation(trained: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from semgan.infer import Predictor
+
+    evaluation = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(trained), "--data", str(trained.parent / "data"),
+                 "--json", str(evaluation), "--device", "cpu"]) == 0
+    out = tmp_path / "shipped"
+    assert main(["export", "--model", str(trained), "--out", str(out),
+                 "--reference-data", str(trained.parent / "data"), "--evaluation", str(evaluation)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["drift_reference"]["n_images"] == 6
+    assert set(card["evaluations"][0]["methods"]) == {"model", "otsu-baseline"}
+    assert card["export"]["command"].startswith(f"python -m semgan export --model {trained} --out {out}")
+    with safe_open(str(out / "weights.safetensors"), "pt") as weights:
+        names = list(weights.keys())
+        assert all(not name.startswith(("layout_critic", "sem_critic")) for name in names)
+        dtypes = {str(weights.get_tensor(name).dtype) for name in names}
+    assert "torch.float16" in dtypes and "torch.float32" not in dtypes
+    assert Predictor.from_dir(out, device="cpu").predict(np.zeros((40, 40), np.uint8), 4.0).mask.shape == (40, 40)
