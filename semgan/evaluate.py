@@ -110,3 +110,61 @@ def format_table(result: Mapping[str, Any], group: str = "overall") -> str:
               for row in [headers, *lines]]
     render.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(render)
+
+
+def pick_examples(manifest: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+    """Up to ``count`` items spread over (profile, source kind) groups, first of each group first."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for item in manifest["items"]:
+        groups[(item.get("profile", "?"), item.get("source", {}).get("kind", "?"))].append(item)
+    chosen: list[dict[str, Any]] = []
+    depth = 0
+    while len(chosen) < count and any(len(group) > depth for group in groups.values()):
+        for key in sorted(groups):
+            if depth < len(groups[key]) and len(chosen) < count:
+                chosen.append(groups[key][depth])
+        depth += 1
+    return chosen
+
+
+def examples_figure(data_dir: str | Path, methods: Mapping[str, Method], count: int = 6,
+                    target: str = "layout") -> np.ndarray:
+    """RGB grid, one row per example: SEM | truth | each method's mask (errors tinted red/blue)."""
+    import cv2  # local: drawing only
+
+    data_dir = Path(data_dir)
+    manifest = read_manifest(data_dir)
+    nm_per_px = float(manifest["nm_per_px"])
+    items = pick_examples(manifest, count)
+    size, label_h, gap = int(manifest["size"]), 22, 4
+    columns = ["SEM", f"truth ({target})", *methods]
+    width = len(columns) * (size + gap)
+    sheet = np.full((label_h + len(items) * (size + gap + label_h), width, 3), 255, np.uint8)
+    for col, title in enumerate(columns):
+        cv2.putText(sheet, title, (col * (size + gap) + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    for row, item in enumerate(items):
+        top = label_h + row * (size + gap + label_h)
+        sem_image = np.rint(load_image(data_dir / item["sem"]).pixels * 255).astype(np.uint8)
+        truth = load_image(data_dir / item[target]).pixels > 0.5
+        caption = f"{item['name']}  {item.get('profile', '?')}  {item.get('source', {}).get('kind', '?')}"
+        cv2.putText(sheet, caption, (4, top + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1,
+                    cv2.LINE_AA)
+        top += label_h
+        panels = [np.repeat(sem_image[..., None], 3, 2), _mask_rgb(truth, truth)]
+        for method in methods.values():
+            _, mask = method(sem_image, nm_per_px)
+            panels.append(_mask_rgb(mask, truth))
+        for col, panel in enumerate(panels):
+            left = col * (size + gap)
+            sheet[top:top + size, left:left + size] = panel[:size, :size]
+    return sheet
+
+
+def _mask_rgb(mask: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    # White = correct pattern, red = extra pattern (false positive), blue = missed pattern.
+    rgb = np.zeros((*mask.shape, 3), np.uint8)
+    rgb[mask & truth] = (235, 235, 235)
+    rgb[mask & ~truth] = (230, 50, 50)
+    rgb[~mask & truth] = (60, 110, 240)
+    return rgb

@@ -66,3 +66,19 @@ def test_table_lists_each_method_once(data_dir: Path) -> None:
 def test_unknown_target_is_refused(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="target"):
         evaluate_folder(data_dir, {BASELINE: baseline_method}, target="contour")
+
+
+def test_examples_figure_has_a_column_per_method_and_a_row_per_example(data_dir: Path) -> None:
+    from semgan.evaluate import examples_figure
+
+    figure = examples_figure(data_dir, {BASELINE: baseline_method}, count=3)
+    # columns: SEM, truth, baseline; each 96 px + 4 px gap. rows: header + 3 × (caption + image + gap)
+    assert figure.shape == (22 + 3 * (96 + 4 + 22), 3 * (96 + 4), 3)
+
+
+def test_examples_cover_every_profile_before_repeating() -> None:
+    from semgan.evaluate import pick_examples
+
+    manifest = {"items": [{"name": str(i), "profile": p, "source": {"kind": "procedural"}}
+                          for i, p in enumerate(["a", "a", "a", "b", "c"])]}
+    assert [item["name"] for item in pick_examples(manifest, 4)] == ["0", "3", "4", "1"]

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compare against the design layout (default) or the printed contour")
     parser.add_argument("--limit", type=int, help="evaluate only the first N items")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--examples", type=Path,
+                        help="also write a PNG grid of examples: SEM | truth | each method")
+    parser.add_argument("--examples-count", type=int, default=6)
     parser.add_argument("--no-baseline", action="store_true", help="leave out the Otsu baseline")
 
 
@@ -57,6 +60,15 @@ def run(args: argparse.Namespace) -> int:
     for group in ["overall", *first["groups"]]:
         print(f"\n[{group}]")
         print(format_table(result, group))
+    if args.examples:
+        from PIL import Image
+
+        from semgan.evaluate import examples_figure
+
+        figure = examples_figure(args.data, methods, args.examples_count, target=args.target)
+        args.examples.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(figure).save(args.examples)
+        print(f"wrote {args.examples}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1, default=float))
