@@ -1,0 +1,265 @@
+"""``python -m loop …``: the feedback loop from the command line (the same calls as the buttons).
+
+    import-pairs    store SEM/layout file pairs as corrected pairs
+    finetune        queue what **Fine-tune now** queues (--wait: follow it, exit 1 unless it succeeds)
+    status          counters, trigger state, cooldown, worker, current job, production version
+    worker          run queued fine-tune jobs (normally started for you in the background)
+    check-triggers  run the automatic trigger once
+    cancel          ask the running (or queued) fine-tune to stop
+    settings        show or change the trigger settings and the fine-tune config
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from loop.finetune import (
+    FinetuneConfig,
+    FinetuneError,
+    finetune_config,
+    request_finetune,
+    set_finetune_config,
+)
+from loop.pairs import PairImportError, import_pairs
+from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
+from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
+from store import Job, Store, StoreError
+
+EXIT_JOB_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def _job_dict(job: Job | None) -> dict | None:
+    return None if job is None else {**dataclasses.asdict(job), "progress": job.progress}
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict:
+    """``key=value`` strings (values as JSON where they parse: 5, 0.5, true) → dict."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise FinetuneError(f"--set needs key=value, got {pair!r}")
+        try:
+            found[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            found[key.strip()] = value
+    return found
+
+
+def _config_with(store: Store, overrides: Sequence[str]) -> FinetuneConfig:
+    """The workspace config with ``--set`` overrides applied (gate.x=… for gate fields)."""
+    data = finetune_config(store).to_dict()
+    for key, value in _parse_overrides(overrides).items():
+        if key.startswith("gate."):
+            data["gate"][key.removeprefix("gate.")] = value
+        else:
+            data[key] = value
+    return FinetuneConfig.from_dict(data)
+
+
+def _training_jobs(store: Store) -> list[Job]:
+    return [j for j in store.list_jobs(limit=50) if j.kind in ("train", "finetune")]
+
+
+def cmd_import_pairs(args: argparse.Namespace, store: Store) -> int:
+    """Import a folder pair; the automatic trigger then runs as after a UI correction."""
+    report = import_pairs(store, args.sem, args.layout, args.nm_per_px, args.tool, args.author)
+    for pair in report.imported:
+        print(f"imported {pair.name}: sample {pair.sample_id}, pair {pair.pair_id} ({pair.split})")
+    for name, reason in report.skipped:
+        print(f"skipped {name}: {reason}")
+    print(f"{len(report.imported)} imported, {len(report.skipped)} skipped")
+    if report.imported and not args.no_trigger:
+        print(f"automatic trigger: {check_triggers(store, spawn=True).message}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace, store: Store) -> int:
+    """Queue a manual fine-tune, start a worker, optionally follow it to the end."""
+    config = _config_with(store, args.set)
+    job = request_finetune(store, "manual", config)
+    print(f"queued fine-tune job {job.id} (production v{job.params['production_version']})")
+    print(json.dumps(config.to_dict(), indent=1))
+    if args.no_spawn:
+        return 0
+    pid = spawn_worker(store.workspace)
+    print(f"worker pid {pid} (log: {store.logs_dir / LOG_NAME})")
+    return _follow(store, job.id) if args.wait else 0
+
+
+def _follow(store: Store, job_id: int, respawns: int = 2) -> int:
+    """Print the job's log and progress until it ends; exit status 0 only if it succeeded."""
+    shown, last_step, queued_since = 0, -1, time.monotonic()
+    while True:
+        job = store.get_job(job_id)
+        for line in job.log_lines[shown:] if len(job.log_lines) >= shown else job.log_lines:
+            print(f"  {line}")
+        shown = len(job.log_lines)
+        if job.status == "running" and job.step != last_step and job.total:
+            last_step = job.step
+            eta = f", ETA {job.eta_seconds:.0f} s" if job.eta_seconds is not None else ""
+            print(f"  step {job.step}/{job.total} ({job.progress:.0%}{eta})", flush=True)
+        if not job.active:
+            break
+        if job.status == "queued" and time.monotonic() - queued_since > 30 \
+                and worker_pid(store.workspace) is None:
+            if respawns == 0:
+                print(f"no worker picked up job {job_id}; see {store.logs_dir / LOG_NAME}",
+                      file=sys.stderr)
+                return EXIT_JOB_FAILED
+            respawns, queued_since = respawns - 1, time.monotonic()
+            spawn_worker(store.workspace)
+        time.sleep(1.0)
+    if job.status != "succeeded":
+        print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    result = job.result or {}
+    print(f"job {job_id} succeeded: candidate v{result.get('candidate_version')} "
+          f"{result.get('decision')}: {result.get('reason')}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, store: Store) -> int:
+    """Print where the loop stands."""
+    counts, state = store.counts(), trigger_state(store)
+    production = store.production_model()
+    jobs = _training_jobs(store)
+    current = next((j for j in jobs if j.active), None)
+    last = next((j for j in jobs if not j.active), None)
+    status = {
+        "workspace": str(store.workspace),
+        "production": None if production is None else {
+            "version": production.version, "path": production.path,
+            "promoted_at": production.promoted_at, "metrics": production.metrics},
+        "counts": dataclasses.asdict(counts), "triggers": state.to_dict(),
+        "worker_pid": worker_pid(store.workspace), "current_job": _job_dict(current),
+        "last_job": _job_dict(last), "finetune_config": finetune_config(store).to_dict()}
+    if args.json:
+        print(json.dumps(status, indent=1, default=str))
+        return 0
+    s = state.settings
+    print(f"workspace: {store.workspace}")
+    print(f"production: {'none' if production is None else f'v{production.version}'} "
+          f"({counts.models} models registered)")
+    print(f"corrected pairs: {counts.corrected_samples} ({counts.train_pairs} train / "
+          f"{counts.holdout_pairs} holdout); new since production: {counts.new_since_production}"
+          f" / threshold {s.threshold}")
+    print(f"drift alarm: {'RAISED' if state.drift_alarm else 'off'} ({state.drift_flagged} of "
+          f"the last {state.drift_scored} scored samples flagged; alarm at "
+          f"{s.drift_alarm_min_flagged}); min new pairs for a drift run: {s.min_pairs_for_drift}")
+    cooldown = "ready" if state.cooldown_remaining_s <= 0 else \
+        f"{state.cooldown_remaining_s / 3600:.1f} h left"
+    print(f"automatic trigger: {'on' if s.auto_trigger else 'off'}; cooldown "
+          f"{s.cooldown_hours:g} h: {cooldown}; due: {state.due or 'no'}"
+          + (f" (blocked: {state.blocked})" if state.due and state.blocked else ""))
+    print(f"worker: {status['worker_pid'] or 'not running'}")
+    for label, job in (("current job", current), ("last job", last)):
+        if job is not None:
+            result = job.result or {}
+            detail = f"step {job.step}/{job.total}" if job.active else job.error or \
+                f"candidate v{result.get('candidate_version')} {result.get('decision')}: " \
+                f"{result.get('reason')}"
+            print(f"{label}: #{job.id} {job.kind} {job.status}: {detail}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, store: Store) -> int:
+    """Run the worker in this process."""
+    store.close()  # the worker opens its own
+    run_worker(args.workspace, once=args.once, idle_exit_s=args.idle_exit)
+    return 0
+
+
+def cmd_check_triggers(args: argparse.Namespace, store: Store) -> int:
+    """Run the automatic trigger once."""
+    print(check_triggers(store, spawn=not args.no_spawn).message)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, store: Store) -> int:
+    """Cancel a job (default: the active training job)."""
+    job_id = args.job
+    if job_id is None:
+        active = next((j for j in _training_jobs(store) if j.active), None)
+        if active is None:
+            print("no fine-tune is queued or running")
+            return 0
+        job_id = active.id
+    job = store.request_cancel(job_id)
+    print(f"job {job_id}: {job.status}" + (" (cancel requested)" if job.cancel_requested else ""))
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, store: Store) -> int:
+    """Show or change trigger settings and the saved fine-tune config."""
+    changes = {k: v for k, v in (("threshold", args.threshold), ("cooldown_hours", args.cooldown_hours),
+                                 ("min_pairs_for_drift", args.min_pairs_for_drift)) if v is not None}
+    if args.auto_trigger is not None:
+        changes["auto_trigger"] = args.auto_trigger == "on"
+    settings = set_trigger_settings(store, **changes) if changes else trigger_state(store).settings
+    if args.set:
+        set_finetune_config(store, _config_with(store, args.set))
+    print(json.dumps({"triggers": dataclasses.asdict(settings),
+                      "finetune_config": finetune_config(store).to_dict()}, indent=1))
+    return 0
+
+
+COMMANDS = {"import-pairs": cmd_import_pairs, "finetune": cmd_finetune, "status": cmd_status,
+            "worker": cmd_worker, "check-triggers": cmd_check_triggers, "cancel": cmd_cancel,
+            "settings": cmd_settings}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m loop``."""
+    parser = argparse.ArgumentParser(prog="python -m loop", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = {name: commands.add_parser(name, help=COMMANDS[name].__doc__) for name in COMMANDS}
+    for p in sub.values():
+        p.add_argument("--workspace", default=None, help="workspace folder (default "
+                       "$SEMGAN_WORKSPACE or ./workspace)")
+    sub["import-pairs"].add_argument("--sem", required=True, help="folder of SEM images")
+    sub["import-pairs"].add_argument("--layout", required=True,
+                                     help="folder of binary layout PNGs with the same names")
+    sub["import-pairs"].add_argument("--nm-per-px", type=float, required=True)
+    sub["import-pairs"].add_argument("--tool", default=None, help="SEM tool name")
+    sub["import-pairs"].add_argument("--author", default="import")
+    sub["import-pairs"].add_argument("--no-trigger", action="store_true",
+                                     help="do not run the automatic trigger afterwards")
+    for name in ("finetune", "settings"):
+        sub[name].add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                               help="fine-tune config field (e.g. epochs=10, gate.max_iou_drop=0.01)")
+    sub["finetune"].add_argument("--wait", action="store_true", help="follow the job to its end")
+    sub["finetune"].add_argument("--no-spawn", action="store_true",
+                                 help="only queue it (a running worker or the app will run it)")
+    sub["status"].add_argument("--json", action="store_true")
+    sub["worker"].add_argument("--once", action="store_true",
+                               help="run what is queued now, then exit")
+    sub["worker"].add_argument("--idle-exit", type=float, default=600.0,
+                               help="exit after this many idle seconds")
+    sub["check-triggers"].add_argument("--no-spawn", action="store_true")
+    sub["cancel"].add_argument("--job", type=int, default=None)
+    sub["settings"].add_argument("--auto-trigger", choices=("on", "off"), default=None)
+    sub["settings"].add_argument("--threshold", type=int, default=None)
+    sub["settings"].add_argument("--min-pairs-for-drift", type=int, default=None)
+    sub["settings"].add_argument("--cooldown-hours", type=float, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors a user can fix print one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        with Store.open(args.workspace) as store:
+            return COMMANDS[args.command](args, store)
+    except (FinetuneError, TriggerError, PairImportError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

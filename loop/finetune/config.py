@@ -1,0 +1,135 @@
+"""The fine-tune recipe as a frozen config, where it is saved, and queueing a fine-tune job."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loop.gate import GateConfig
+from store import Job, Store
+
+CONFIG_SETTING = "loop.finetune_config"  # overrides of FinetuneConfig fields (UI / CLI / tests)
+TRIGGERS = ("manual", "auto")
+DEFAULT_IMAGE_SIZE = 256
+
+
+class FinetuneError(ValueError):
+    """A fine-tune cannot start or run: no production model, no corrected pairs, bad config."""
+
+
+class JobCancelled(Exception):
+    """Someone asked the job to stop; the run ends without registering a candidate."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a fine-tune does, shown in the UI before launch (``to_dict``).
+
+    CPU budget (2 cores, 50 new pairs, default preset, ≤ 15 min for the whole job). One step of
+    the full bidirectional GAN at crop 128, batch 4 costs ≈ 0.7 s on a quiet machine. 50 pairs
+    → 50 tiles; half of every epoch is new pairs (``new_fraction``), so an epoch is 100 crops =
+    25 steps and 20 epochs = 500 steps ≈ 6 min quiet. Measured next to two other training runs
+    (1 thread, 1.57 s/step): preparation 4 s, 383 of the 500 steps within ``time_budget_s``
+    (600 s, then training stops with a warning), registration 6 s, gate 30 s: 641 s in all.
+    ``max_steps`` caps large correction sets; ``cpu_threads`` = 0 picks 1 thread when the cores
+    are already busy (2 threads fighting other processes ran 4× slower than 1).
+    Trade-offs weighed: crop 128 as in the base training (smaller crops starve the 8×8 attention
+    bottleneck of context); both generators and both critics keep training — freezing the
+    reverse generator and its critic would save ≈ 25 % per step, but ``fit`` must keep the
+    model's loss (cycle ×10), and a frozen layout→SEM generator that only knows the old tools
+    would pull the SEM→layout generator towards layouts that re-render like the drifted SEM;
+    half old data per epoch (the 200-pair anchor, each anchor pair seen ≈ 5× per run) guards
+    against forgetting at the cost of half the steps going to data the model already knows.
+    All corrected train-split pairs are used, not only those newer than production: they are
+    few and each is an engineer's work.
+    """
+
+    epochs: int = 20  # passes over the corrected pairs
+    new_fraction: float = 0.5  # share of each epoch that is corrected pairs (rest: anchor)
+    lr_scale: float = 0.1  # seed §9: LR ÷ 10
+    crop_size: int = 128
+    batch_size: int = 4
+    max_steps: int = 800
+    time_budget_s: float = 600.0  # training stops here (the gate still runs)
+    tile_size: int = 0  # 0 = the production model's image size (card), else 256
+    anchor_train: int = 200
+    anchor_test: int = 60
+    cpu_threads: int = 0  # 0 = automatic from the load average
+    device: str = "auto"
+    seed: int = 0
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    def __post_init__(self) -> None:
+        checks = [(self.epochs >= 1, "epochs must be ≥ 1"),
+                  (0.0 < self.new_fraction < 1.0, "new_fraction must be in (0, 1)"),
+                  (0.0 < self.lr_scale <= 1.0, "lr_scale must be in (0, 1]"),
+                  (self.crop_size >= 32, "crop_size must be ≥ 32"),
+                  (self.batch_size >= 1, "batch_size must be ≥ 1"),
+                  (self.max_steps >= 1, "max_steps must be ≥ 1"),
+                  (self.time_budget_s > 0, "time_budget_s must be > 0"),
+                  (self.tile_size == 0 or self.tile_size >= self.crop_size,
+                   "tile_size must be 0 (automatic) or ≥ crop_size"),
+                  (self.anchor_train >= 1 and self.anchor_test >= 1, "anchor sets need ≥ 1 pair"),
+                  (self.cpu_threads >= 0, "cpu_threads must be ≥ 0")]
+        for ok, message in checks:
+            if not ok:
+                raise FinetuneError(f"fine-tune config: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON dict (what the job row stores and the UI shows)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
+        """Rebuild from ``to_dict`` output (missing keys take defaults; unknown keys raise)."""
+        data = dict(data or {})
+        gate = data.pop("gate", {}) or {}
+        for known, given, where in ((cls, data, ""), (GateConfig, gate, "gate.")):
+            names = {f.name for f in dataclasses.fields(known)}
+            unknown = sorted(set(given) - names)
+            if unknown:
+                raise FinetuneError(f"unknown fine-tune setting {where}{unknown[0]} "
+                                    f"(known: {', '.join(sorted(names))})")
+        try:
+            return cls(**data, gate=GateConfig(**gate))
+        except TypeError as exc:
+            raise FinetuneError(f"fine-tune config: {exc}") from exc
+
+
+def finetune_config(store: Store) -> FinetuneConfig:
+    """The workspace's fine-tune config: defaults plus the overrides saved in its settings."""
+    return FinetuneConfig.from_dict(store.get_setting(CONFIG_SETTING, {}))
+
+
+def set_finetune_config(store: Store, config: FinetuneConfig) -> None:
+    """Save the config every later fine-tune (button, CLI, automatic trigger) will use."""
+    store.set_setting(CONFIG_SETTING, config.to_dict())
+
+
+def request_finetune(store: Store, trigger: str = "manual", config: FinetuneConfig | None = None,
+                     reason: str | None = None) -> Job:
+    """Queue a fine-tune job: what **Fine-tune now**, the CLI and the automatic trigger call.
+
+    Raises FinetuneError (no production model, no corrected train pairs, crop not a multiple
+    of the model's 2**n_down) or store.JobConflictError (a training job is queued/running).
+    """
+    if trigger not in TRIGGERS:
+        raise FinetuneError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
+    production = store.production_model()
+    if production is None:
+        raise FinetuneError("there is no production model to fine-tune; start the app once "
+                            "(it installs the default model) or register one")
+    config = config if config is not None else finetune_config(store)
+    multiple = 2 ** int(production.config.get("generator", {}).get("n_down", 5))
+    if config.crop_size % multiple:
+        raise FinetuneError(f"crop_size {config.crop_size} must be a multiple of {multiple} "
+                            f"for production model v{production.version}")
+    if store.counts().train_pairs < 1:
+        raise FinetuneError("no corrected pairs in the train split yet: correct a few "
+                            "predictions (or import pairs) first")
+    return store.enqueue_job("finetune", {
+        "trigger": trigger, "reason": reason or f"{trigger} request",
+        "config": config.to_dict(), "production_version": production.version,
+        "requested_at": time.time()})

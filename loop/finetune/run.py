@@ -1,0 +1,194 @@
+"""The fine-tune run: production → mixed old+new data → fit → candidate registered as vN."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from loop.anchor import ensure_anchor_sets
+from loop.finetune.config import DEFAULT_IMAGE_SIZE, FinetuneConfig, FinetuneError, JobCancelled
+from loop.finetune.progress import JobProgress, LossMonitor, Reporter
+from loop.pairs import export_split
+from semgan.checkpoint import (
+    TrainState,
+    has_checkpoint,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+)
+from semgan.data import ConcatPairedDataset, PairedDataset
+from semgan.drift import build_reference
+from semgan.imageio import load_image
+from semgan.model import build_models
+from semgan.train.loop import fit
+from semgan.train.step import build_optimizers
+from store import ModelVersion, Store
+
+
+def cpu_threads(requested: int) -> int:
+    """Threads for torch on the CPU: as requested, or the cores the load average leaves free."""
+    if requested > 0:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return max(1, min(cores, cores - round(load)))
+
+
+def prepare_init(production_dir: Path, staging: Path) -> tuple[Path, str]:
+    """The folder ``fit(init_from=…)`` starts from, and a note on how it was made."""
+    if has_checkpoint(production_dir):
+        return production_dir, ("started from the production checkpoint including its "
+                                "optimizer state (Adam moments)")
+    export = load_checkpoint(production_dir, generators_only=True)
+    models = build_models(export.config)  # critics freshly initialised (pix2pix init)
+    models.sem_to_layout.load_state_dict(export.models.sem_to_layout.state_dict())
+    models.layout_to_sem.load_state_dict(export.models.layout_to_sem.state_dict())
+    save_checkpoint(staging, models, build_optimizers(models, export.config.optim),
+                    export.config, dict(export.card), TrainState())
+    return staging, ("production is an inference export (generators only, no critics, no "
+                     "optimizer state): generators loaded from it, critics initialised fresh, "
+                     "optimizer state started empty")
+
+
+def mix_repeats(n_new: int, n_old: int, new_fraction: float) -> tuple[int, int]:
+    """(repeats of the new pairs, repeats of the anchor) so new ≈ ``new_fraction`` of an epoch."""
+    if new_fraction * n_old >= (1 - new_fraction) * n_new:
+        return max(1, round(new_fraction * n_old / ((1 - new_fraction) * n_new))), 1
+    return 1, max(1, round((1 - new_fraction) * n_new / (new_fraction * n_old)))
+
+
+@dataclass(frozen=True)
+class FinetuneOutcome:
+    """A registered candidate and what the gate needs next."""
+
+    candidate: ModelVersion
+    summary: dict
+    anchor_test: Path
+    tile_size: int
+
+
+def run_finetune(store: Store, params: dict, reporter: Reporter,
+                 job_id: int | None = None) -> FinetuneOutcome:
+    """Fine-tune production per ``params["config"]`` and register the candidate (no gate)."""
+    started = time.perf_counter()
+    config = FinetuneConfig.from_dict(params.get("config", {}))
+    production = store.production_model()
+    if production is None:
+        raise FinetuneError("there is no production model to fine-tune")
+    threads = cpu_threads(config.cpu_threads)
+    torch.set_num_threads(threads)
+    cutoff = max((p.id for p in store.list_pairs(include_history=True)), default=0)
+    model_config = read_config(production.path)
+    nm_per_px = float(production.card.get("nm_per_px") or model_config.data.nm_per_px)
+    tile = config.tile_size or int(production.card.get("data_recipe", {}).get("size")
+                                   or DEFAULT_IMAGE_SIZE)
+    anchors = ensure_anchor_sets(store.workspace, nm_per_px, tile, config.anchor_train,
+                                 config.anchor_test)
+    reporter.log(f"anchor sets at {nm_per_px:g} nm/px, {tile} px: {anchors.train} "
+                 f"({config.anchor_train}), {anchors.test} ({config.anchor_test})"
+                 + (f", generated {', '.join(anchors.created)}" if anchors.created else ""))
+    work = store.models_dir / f".finetune-job{job_id or os.getpid()}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        exported = export_split(store, work / "corrected_train", "train", nm_per_px, tile, cutoff)
+        for line in exported.skipped:
+            reporter.log(f"skipped {line}")
+        if exported.path is None:
+            raise FinetuneError("no usable corrected pairs in the train split")
+        init_dir, init_note = prepare_init(Path(production.path), work / "init")
+        reporter.log(init_note)
+        reporter.check_cancel()
+        n_new, n_old = exported.tiles, config.anchor_train
+        new_repeats, old_repeats = mix_repeats(n_new, n_old, config.new_fraction)
+        crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px)
+        parts = [PairedDataset(anchors.train, seed=config.seed + k, **crop)
+                 for k in range(old_repeats)]
+        # Distinct seeds: each repeat of a new pair gets its own crop and flips.
+        parts += [PairedDataset(exported.path, seed=config.seed + 100 + k, **crop)
+                  for k in range(new_repeats)]
+        dataset = ConcatPairedDataset(parts)
+        if len(dataset) < config.batch_size:
+            raise FinetuneError(f"{len(dataset)} pairs are too few for batch size "
+                                f"{config.batch_size}")
+        planned = math.ceil(config.epochs * len(dataset) / (new_repeats * config.batch_size))
+        steps = min(planned, config.max_steps)
+        steps_per_epoch = max(1, planned // config.epochs)
+        train_config = (model_config
+                        .replace("data", crop_size=config.crop_size, batch_size=config.batch_size,
+                                 nm_per_px=nm_per_px, holdout_fraction=0.0, num_workers=0)
+                        .replace("train", steps=steps, log_every=10, sample_every=steps,
+                                 checkpoint_every=steps, seed=config.seed, device=config.device))
+        new_share = n_new * new_repeats / len(dataset)
+        capped = f" (capped from {planned})" if steps < planned else ""
+        reporter.log(f"training {steps} steps{capped} = {steps / steps_per_epoch:.1f} epochs of "
+                     f"{steps_per_epoch} on {exported.tiles} tiles of {len(exported.pair_ids)} "
+                     f"corrected pairs (×{new_repeats}) + {n_old} anchor pairs (×{old_repeats}); "
+                     f"{new_share:.0%} new per epoch, LR × {config.lr_scale:g}, {threads} CPU "
+                     f"thread{'s' if threads > 1 else ''}")
+        monitor = LossMonitor(warmup=min(50, max(5, steps // 10)),
+                              recover_steps=max(10, 2 * steps_per_epoch))
+        progress = JobProgress(reporter, monitor, config.time_budget_s, steps_per_epoch)
+        recipe = {"size": tile, "anchor_train": str(anchors.train), "anchor_pairs": n_old,
+                  "corrected_pairs": len(exported.pair_ids), "corrected_tiles": n_new,
+                  "repeats": {"corrected": new_repeats, "anchor": old_repeats},
+                  "new_fraction": round(new_share, 4), "max_pair_id": cutoff}
+        result = fit(train_config, dataset, work / "candidate", [progress], resume=False,
+                     init_from=init_dir, lr_scale=config.lr_scale, data_recipe=recipe,
+                     command=f"python -m loop finetune (job {job_id})")
+        if progress.cancelled:
+            raise JobCancelled(f"cancelled at step {result.step} of {steps}")
+        if result.stop_reason == "interrupted":
+            raise FinetuneError(f"the worker was interrupted (SIGINT/SIGTERM) at step "
+                                f"{result.step} of {steps}")
+        summary = {
+            "job_id": job_id, "trigger": params.get("trigger"), "reason": params.get("reason"),
+            "parent_version": production.version, "init": init_note,
+            "pairs_used": {**recipe, "new_since_production": len(
+                [p for p in exported.pair_ids if p > production.data_cutoff_pair_id])},
+            "epochs_planned": config.epochs, "epochs": round(result.step / steps_per_epoch, 2),
+            "steps": result.step, "steps_planned": planned, "stop_reason": result.stop_reason,
+            "train_seconds": result.wall_seconds,
+            "seconds_per_step": round(result.wall_seconds / max(1, result.step), 4),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "device": json.loads((work / "candidate" / "card.json").read_text()).get("device"),
+            "cpu_threads": threads, "warnings": progress.warnings, "final_losses": result.losses,
+            "config": config.to_dict(), "max_pair_id": cutoff}
+        reference = build_reference(
+            [load_image(folder / item["sem"]).pixels for folder in (anchors.train, exported.path)
+             for item in json.loads((folder / "manifest.json").read_text())["items"]], nm_per_px)
+        candidate = _register(store, work / "candidate", train_config.to_dict(), summary,
+                              reference.to_dict(), production, cutoff, nm_per_px, job_id)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    reporter.log(f"registered candidate v{candidate.version} (parent v{production.version}) "
+                 f"after {summary['steps']} steps in {summary['train_seconds']:.0f} s")
+    return FinetuneOutcome(candidate, summary, anchors.test, tile)
+
+
+def _register(store: Store, trained: Path, config: dict, summary: dict, reference: dict,
+              production: ModelVersion, cutoff: int, nm_per_px: float,
+              job_id: int | None) -> ModelVersion:
+    """Move the trained folder to models/vN, complete its card, register it as a candidate."""
+    version = max((m.version for m in store.list_models()), default=0) + 1
+    target = store.models_dir / f"v{version}"
+    if target.exists():  # a leftover, or another registration took the number
+        target = store.models_dir / f"v{version}-job{job_id or os.getpid()}"
+    trained.rename(target)
+    card = json.loads((target / "card.json").read_text())
+    card.update(nm_per_px=nm_per_px, drift_reference=reference, fine_tune=summary,
+                fine_tuned_from=f"model v{production.version}", init_note=summary["init"])
+    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    weights_sha = hashlib.sha256((target / "weights.safetensors").read_bytes()).hexdigest()
+    return store.register_model(target, weights_sha, config, card, production.version, summary,
+                                {}, status="candidate", data_cutoff_pair_id=cutoff)

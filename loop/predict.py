@@ -1,0 +1,293 @@
+"""Prediction glue: load registry models once, predict samples into the store, ingest uploads.
+
+    from loop.predict import ingest_image, predict_sample
+    result = ingest_image(store, "scan.tif", nm_per_px=None, source="upload", tool="cdsem-2")
+    prediction = predict_sample(store, result.sample.id)          # production model
+    prediction = predict_sample(store, result.sample.id, version=3)  # any registered version
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from semgan.drift import DriftConfig, DriftError, ReferenceProfile, score
+from semgan.imageio import ImageError, load_image, to_uint8
+from semgan.infer import LayoutPrediction, Predictor
+from semgan.metrics import aggregate, evaluate_pair
+from store import ModelVersion, Prediction, Sample, Store
+
+UNCERTAIN_BELOW = 0.5  # confidence |2p − 1| below this counts as an uncertain pixel
+
+
+class IngestError(ValueError):
+    """An image cannot be added to the workspace: unreadable, no pixel size, bad values."""
+
+
+class MissingPixelSizeError(IngestError):
+    """The file carries no pixel size and none was given."""
+
+
+class NoProductionModelError(LookupError):
+    """There is no production model to predict with."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """A stored sample, its drift verdict and its prediction (None when no model exists)."""
+
+    sample: Sample
+    prediction: Prediction | None
+    nm_per_px_from: str  # "file" or "given"
+    already_stored: bool
+
+
+class PredictorCache:
+    """Loaded Predictors keyed by registry version (and weights sha), least recently used out."""
+
+    def __init__(self, max_models: int = 3, device: str = "auto") -> None:
+        self.max_models, self.device = max_models, device
+        self._models: OrderedDict[tuple[int, str], Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self.run_lock = threading.Lock()  # one forward pass at a time: 2 cores, no oversubscription
+
+    def get(self, model: ModelVersion) -> Predictor:
+        """The Predictor of a registered model version, loaded once."""
+        key = (model.version, model.weights_sha256)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        predictor = Predictor.from_dir(Path(model.path), device=self.device)
+        with self._lock:
+            self._models[key] = predictor
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        return predictor
+
+    def clear(self) -> None:
+        """Forget every loaded model."""
+        with self._lock:
+            self._models.clear()
+
+
+DEFAULT_CACHE = PredictorCache()
+
+
+def resolve_version(store: Store, version: int | None) -> ModelVersion:
+    """The registered model ``version``, or production when None."""
+    if version is not None:
+        return store.get_model(version)
+    model = store.production_model()
+    if model is None:
+        raise NoProductionModelError(
+            "no production model is registered in this workspace; start the app with "
+            "--model-dir MODEL_DIR (a folder with weights.safetensors) to install one")
+    return model
+
+
+def confidence_summary(result: LayoutPrediction) -> dict:
+    """Scalar summary of a prediction's confidence map, for the review queue and the UI."""
+    confidence = result.confidence
+    return {"mean": float(confidence.mean()),
+            "uncertain_fraction": float(np.mean(confidence < UNCERTAIN_BELOW)),
+            "p05": float(np.percentile(confidence, 5)),
+            "mask_fraction": float(result.mask.mean())}
+
+
+def run_model(store: Store, image: np.ndarray, nm_per_px: float, version: int | None = None,
+              cache: PredictorCache = DEFAULT_CACHE) -> tuple[ModelVersion, LayoutPrediction]:
+    """Predict a layout for an SEM image without storing anything."""
+    model = resolve_version(store, version)
+    predictor = cache.get(model)
+    with cache.run_lock:
+        return model, predictor.predict(image, nm_per_px)
+
+
+def predict_sample(store: Store, sample_id: int, version: int | None = None,
+                   cache: PredictorCache = DEFAULT_CACHE) -> Prediction:
+    """Predict a stored sample with a version (production when None) and store the result."""
+    sample = store.get_sample(sample_id)
+    model, result = run_model(store, store.sample_image(sample_id), sample.nm_per_px, version,
+                              cache)
+    confidence = np.rint(np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
+    return store.add_prediction(sample_id, model.version, result.mask,
+                                confidence_summary(result), result.seconds, confidence)
+
+
+def prediction_for(store: Store, sample_id: int, version: int | None = None,
+                   cache: PredictorCache = DEFAULT_CACHE) -> Prediction:
+    """The stored prediction of a sample by a version (production when None), made if missing."""
+    model = resolve_version(store, version)
+    stored = store.get_prediction(sample_id, model.version)
+    return stored if stored is not None else predict_sample(store, sample_id, model.version,
+                                                            cache)
+
+
+def probability_of(store: Store, prediction: Prediction) -> np.ndarray:
+    """P(feature) in [0, 1] rebuilt from the stored mask and confidence |2p − 1| (8-bit)."""
+    mask = store.prediction_mask(prediction)
+    stored = store.confidence_map(prediction)
+    confidence = np.ones(mask.shape, np.float32) if stored is None else stored / 255.0
+    return np.where(mask, 0.5 + confidence / 2, 0.5 - confidence / 2).astype(np.float32)
+
+
+# -- drift -------------------------------------------------------------------------------------
+
+
+def drift_reference(model: ModelVersion | None) -> ReferenceProfile | None:
+    """The model card's ``drift_reference`` profile, or None when it has none."""
+    data = None if model is None else model.card.get("drift_reference")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ReferenceProfile.from_dict(data)
+    except DriftError:
+        return None
+
+
+def score_drift(store: Store, sample_id: int, reference: ReferenceProfile,
+                config: DriftConfig | None = None) -> Sample:
+    """Score a sample against a reference (resampled to its nm/px first) and record it."""
+    config = config or DriftConfig()
+    sample = store.get_sample(sample_id)
+    image = store.sample_image(sample_id)
+    scale = sample.nm_per_px / reference.nm_per_px
+    if not math.isclose(scale, 1.0, rel_tol=1e-6):
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1
+                           else cv2.INTER_LINEAR)
+    verdict = score(image, reference.nm_per_px, reference, config)
+    # Sort key in units of the flag threshold: > 1 means flagged, whichever test fired.
+    severity = max(verdict.max_abs_z / config.z_threshold, verdict.kl / config.kl_threshold)
+    scores = {"z": verdict.z, "kl": verdict.kl, "reasons": list(verdict.reasons),
+              "severity": severity, "z_threshold": config.z_threshold,
+              "kl_threshold": config.kl_threshold}
+    return store.set_drift(sample_id, scores, verdict.flagged, score=severity)
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+def _pixel_size(file_value: float | None, given: float | None, name: str) -> tuple[float, str]:
+    """The pixel size to use: the file's, else the given one, else a clear error."""
+    if file_value is not None:
+        return float(file_value), "file"
+    if given is None:
+        raise MissingPixelSizeError(f"{name}: the file carries no pixel size; enter the pixel "
+                                    "size in nm/px and add it again")
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise IngestError(f"{name}: pixel size must be a positive number of nm/px, got {given!r}")
+    return value, "given"
+
+
+def ingest_image(store: Store, data: bytes | str | Path, nm_per_px: float | None,
+                 source: str = "upload", tool: str | None = None, name: str | None = None,
+                 predict: bool = True, cache: PredictorCache = DEFAULT_CACHE) -> IngestResult:
+    """Load an SEM image (PNG/TIFF…), store it, score drift, and predict it with production."""
+    label = name or (Path(data).name if isinstance(data, str | Path) else "uploaded image")
+    try:
+        loaded = load_image(data)
+    except ImageError as exc:
+        raise IngestError(str(exc).replace("<bytes>", label)) from exc
+    pixel_size, origin = _pixel_size(loaded.nm_per_px, nm_per_px, label)
+    started = time.time()
+    sample = store.add_sample(to_uint8(loaded.pixels), pixel_size, source, tool=tool or None,
+                              name=label)
+    already = sample.created < started  # the same pixels at the same nm/px were stored before
+    production = store.production_model()
+    reference = drift_reference(production)
+    if reference is not None and sample.drift_scores is None:
+        sample = score_drift(store, sample.id, reference)
+    prediction = None
+    if predict and production is not None:
+        prediction = prediction_for(store, sample.id, production.version, cache)
+        sample = store.get_sample(sample.id)
+    return IngestResult(sample, prediction, origin, already)
+
+
+# -- evaluation on held-out data ----------------------------------------------------------------
+
+
+def heldout_sets(store: Store, limit: int = 40, scan: int = 2000) -> dict[str, list[int]]:
+    """Sample ids of the held-out sets: known-truth samples (old data), holdout pairs (new)."""
+    corrected = {pair.sample_id for pair in store.list_pairs()}
+    old = [s.id for s in store.list_samples(order_by="created", limit=scan)
+           if s.truth_sha is not None and s.id not in corrected]
+    new = [pair.sample_id for pair in store.list_pairs(split="holdout")]
+    return {"old data (known truth)": sorted(old)[:limit],
+            "new corrections (holdout)": new[-limit:]}
+
+
+def truth_mask(store: Store, sample_id: int) -> np.ndarray | None:
+    """The best known layout of a sample: its latest corrected pair, else its stored truth."""
+    pair = store.latest_pair(sample_id)
+    if pair is not None:
+        return store.pair_mask(pair)
+    sample = store.get_sample(sample_id)
+    return None if sample.truth_sha is None else store.read_mask(sample.truth_sha)
+
+
+def evaluate_version(store: Store, version: int, sample_ids: list[int],
+                     cache: PredictorCache = DEFAULT_CACHE) -> dict[str, float]:
+    """Mean IoU, EPE, CD error, SSIM, PSNR, L1 of a version over samples with a known layout."""
+    rows = []
+    for sample_id in sample_ids:
+        truth = truth_mask(store, sample_id)
+        if truth is None:
+            continue
+        prediction = prediction_for(store, sample_id, version, cache)
+        rows.append(evaluate_pair(probability_of(store, prediction),
+                                  store.prediction_mask(prediction), truth,
+                                  store.get_sample(sample_id).nm_per_px))
+    return aggregate(rows)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Where two versions' masks differ on one sample."""
+
+    sample_id: int
+    only_a: int  # pixels only version A marks
+    only_b: int
+    iou: float  # IoU of the two masks (1.0 when both are empty)
+
+
+def disagreement(store: Store, sample_id: int, version_a: int, version_b: int,
+                 cache: PredictorCache = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray,
+                                                                 Disagreement]:
+    """Both versions' masks for a sample (predicted if missing) and how much they differ."""
+    mask_a = store.prediction_mask(prediction_for(store, sample_id, version_a, cache))
+    mask_b = store.prediction_mask(prediction_for(store, sample_id, version_b, cache))
+    union = int(np.count_nonzero(mask_a | mask_b))
+    iou = 1.0 if union == 0 else int(np.count_nonzero(mask_a & mask_b)) / union
+    return mask_a, mask_b, Disagreement(sample_id, int(np.count_nonzero(mask_a & ~mask_b)),
+                                        int(np.count_nonzero(mask_b & ~mask_a)), iou)
+
+
+def most_disagreeing(store: Store, version_a: int, version_b: int, sample_ids: list[int],
+                     top: int = 10, cache: PredictorCache = DEFAULT_CACHE) -> list[Disagreement]:
+    """The samples on which two versions disagree most (lowest mask IoU first)."""
+    found = [disagreement(store, sample_id, version_a, version_b, cache)[2]
+             for sample_id in sample_ids]
+    return sorted(found, key=lambda d: (d.iou, -(d.only_a + d.only_b)))[:top]
+
+
+def predict_sem(store: Store, layout_mask: np.ndarray, nm_per_px: float | None,
+                version: int | None = None, cache: PredictorCache = DEFAULT_CACHE) -> np.ndarray:
+    """What a version's reverse generator expects the tool to image for a layout (uint8)."""
+    model = resolve_version(store, version)
+    predictor = cache.get(model)
+    with cache.run_lock:
+        return predictor.predict_sem(np.asarray(layout_mask, bool), nm_per_px)

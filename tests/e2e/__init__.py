@@ -1,0 +1,1 @@
+"""Browser end-to-end tests of the annotation app (Playwright + Debian's Chromium)."""

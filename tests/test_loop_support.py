@@ -1,0 +1,70 @@
+"""Shared helpers for the loop tests: a tiny production model and corrected pairs in a workspace.
+
+No tests here; the test_loop_* modules import these helpers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from loop.finetune import FinetuneConfig, set_finetune_config
+from semgan.checkpoint import TrainState, export_inference, save_checkpoint
+from semgan.config import PRESETS
+from semgan.model import build_models
+from semgan.semsim import PROFILES
+from semgan.synth import make_pair
+from semgan.train.step import build_optimizers
+from store import ModelVersion, Store
+
+torch.set_num_threads(1)
+TINY = PRESETS["tiny"]
+SIZE = 64
+NM_PER_PX = 4.0
+# Seconds, not minutes: 2 crops of 32 px per step, a handful of steps, anchors of 4 + 3 pairs.
+TINY_FINETUNE = FinetuneConfig(epochs=2, crop_size=32, batch_size=2, max_steps=6, tile_size=SIZE,
+                               anchor_train=4, anchor_test=3, cpu_threads=1, device="cpu")
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 hex digest of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_tiny_model(model_dir: Path, export: bool = False) -> Path:
+    """A randomly initialised tiny model: a full checkpoint, or an fp16 inference export."""
+    models = build_models(TINY)
+    card = {"nm_per_px": NM_PER_PX, "data_recipe": {"size": SIZE}}
+    full = model_dir.with_name(model_dir.name + "-full") if export else model_dir
+    save_checkpoint(full, models, build_optimizers(models, TINY.optim), TINY, card, TrainState())
+    return export_inference(full, model_dir) if export else full
+
+
+def install_production(store: Store, export: bool = False) -> ModelVersion:
+    """Register a tiny model as production v1 and the tiny fine-tune config as the default."""
+    model_dir = save_tiny_model(store.models_dir / "v1", export)
+    set_finetune_config(store, TINY_FINETUNE)
+    return store.register_model(model_dir, sha256_of(model_dir / "weights.safetensors"),
+                                TINY.to_dict(), {"nm_per_px": NM_PER_PX,
+                                                 "data_recipe": {"size": SIZE}},
+                                None, {}, {}, status="production")
+
+
+def register_dummy_production(store: Store) -> ModelVersion:
+    """A production row without weights: enough for trigger logic, which never loads it."""
+    return store.register_model(store.models_dir / "none", "0" * 64, {}, {}, None, {}, {},
+                                status="production")
+
+
+def add_pairs(store: Store, count: int, seed: int = 5, size: int = SIZE,
+              nm_per_px: float = NM_PER_PX) -> list[int]:
+    """``count`` synthetic SEM images with their true layouts saved as corrected pairs."""
+    pair_ids = []
+    for index in range(count):
+        pair = make_pair(index, size=size, nm_per_px=nm_per_px, profiles=[PROFILES["clean"]],
+                         seed=seed)
+        sample = store.add_sample(pair.sem_image, nm_per_px, "upload", tool="sim:clean")
+        pair_ids.append(store.save_correction(sample.id, pair.layout_mask, "tester").id)
+    return pair_ids
