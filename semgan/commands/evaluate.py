@@ -44,13 +44,12 @@ def run(args: argparse.Namespace) -> int:
     )
     from semgan.infer import Predictor, resolve_model
 
-    methods = {}
-    used: set[str] = set()
+    # Baseline first, then the models in the order given: the columns read simple → learned.
+    methods = {} if args.no_baseline else {BASELINE: baseline_method}
+    used: set[str] = {BASELINE}
     for spec in args.model:
         predictor = Predictor.from_dir(resolve_model(spec), device=args.device)
         methods[_label(spec, used)] = predictor_method(predictor)
-    if not args.no_baseline:
-        methods[BASELINE] = baseline_method
     with tqdm(desc="evaluate", unit="img", leave=False) as bar:
         result = evaluate_folder(args.data, methods, target=args.target, limit=args.limit,
                                  progress=bar.update)
