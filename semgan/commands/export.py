@@ -34,8 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from semgan.checkpoint import CARD, _write_json, export_inference
     from semgan.data import read_manifest
     from semgan.drift import build_reference
+    from semgan.errors import SemganError
     from semgan.imageio import load_image
 
+    for path in args.evaluation:
+        if not path.is_file():
+            raise SemganError(f"--evaluation {path}: no such file; write it with `semgan evaluate --json`")
     out = export_inference(args.model, args.out, dtype=getattr(torch, args.dtype))
     card = json.loads((out / CARD).read_text())
     if args.reference_data is not None:
