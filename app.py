@@ -16,17 +16,53 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workspace folder (default $SEMGAN_WORKSPACE or ./workspace)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--share", action="store_true", help="create a public Gradio link (off by default)")
+    parser.add_argument("--share", action="store_true",
+                        help="create a public Gradio link (off by default)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="model folder to install as production v1 on an empty workspace "
+                             "(default: the shipped semgan/weights/default)")
+    parser.add_argument("--demo-count", type=int, default=12,
+                        help="demo SEM images generated on first run (default 12)")
+    parser.add_argument("--no-bootstrap", action="store_true",
+                        help="open the workspace as it is: install no model, add no demo data")
     return parser
+
+
+def no_model_notice(model_dir: Path | None) -> str:
+    """What the UI says when no model is installed."""
+    where = f"{model_dir}" if model_dir else "semgan/weights/default (not shipped in this copy)"
+    return (f"No model installed: none found at {where}. Train one with `python -m semgan "
+            "train …`, then restart on an empty workspace with `python app.py --model-dir "
+            "MODEL_DIR`. Reviewing, correcting and exporting work without a model.")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start semgan studio."""
     args = build_parser().parse_args(argv)
-    print("semgan studio")
-    print(f"  workspace: {args.workspace.resolve()}")
-    print("  data engine: ready (python -m semgan synth --help)")
-    print("  model, store, review UI and fine-tuning loop: not built yet")
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up even when piped to a log
+    from annotate.app import build_ui, launch_kwargs
+    from annotate.studio import Studio
+    from loop.bootstrap import bootstrap
+    from store import Store, StoreError
+
+    try:
+        store = Store.open(args.workspace)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"semgan studio — workspace {store.workspace}")
+    if not args.no_bootstrap:
+        report = bootstrap(store, args.model_dir, demo_count=args.demo_count,
+                           log=lambda line: print(f"  {line}"))
+        if report.messages:
+            print(f"  first-run setup took {report.seconds:.1f} s")
+    studio = Studio(store, notice=no_model_notice(args.model_dir))
+    if store.production_model() is None:
+        print(f"  {studio.notice}")
+    demo = build_ui(studio)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                inbrowser=False, show_error=True, **launch_kwargs())
     return 0
 
 

@@ -1,0 +1,89 @@
+"""The layout editor's data: SEM + translucent layout layer in, edited mask back out.
+
+Gradio 6.31's gr.ImageEditor has two traits this module works around:
+- it places layers by its ``canvas_size``, so the editor is built with a canvas smaller than
+  any image (EDITOR_CANVAS) and the background then sizes it;
+- it slows to a crawl on very large canvases, so images wider than EDIT_MAX_PX are edited at
+  a reduced scale and only the pixels the user changed are carried back to full resolution
+  (untouched pattern keeps its exact full-resolution edges).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from annotate.render import grey_rgb, png_file
+
+LAYER_RGB = (0, 160, 255)  # the editable layout layer, drawn translucent over the SEM
+LAYER_ALPHA = 0.45
+BRUSH_COLOR = ("#00a0ff", LAYER_ALPHA)  # gr.Brush colour: the same as the layer
+EDITOR_CANVAS = (16, 16)  # gr.ImageEditor canvas_size: must not exceed any image
+EDIT_MAX_PX = 1024
+
+
+def edit_scale(shape: tuple[int, ...]) -> float:
+    """Editor pixels per image pixel (1 up to EDIT_MAX_PX, less for larger images)."""
+    return min(1.0, EDIT_MAX_PX / max(shape[:2]))
+
+
+def _edit_size(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(width, height) of the editor canvas for an image of this shape."""
+    scale = edit_scale(shape)
+    return max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
+
+
+def to_editor_scale(mask: np.ndarray) -> np.ndarray:
+    """A full-resolution mask as the editor shows it (area-averaged, at least half covered)."""
+    size = _edit_size(mask.shape)
+    if size == (mask.shape[1], mask.shape[0]):
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def editor_value(sem_image: np.ndarray, mask: np.ndarray | None) -> dict:
+    """gr.ImageEditor value (files): the SEM as background, the mask as one translucent layer."""
+    size = _edit_size(sem_image.shape)
+    if size != (sem_image.shape[1], sem_image.shape[0]):
+        sem_image = cv2.resize(sem_image, size, interpolation=cv2.INTER_AREA)
+    layer = np.zeros((size[1], size[0], 4), np.uint8)
+    if mask is not None:
+        layer[to_editor_scale(mask)] = (*LAYER_RGB, round(LAYER_ALPHA * 255))
+    return {"background": png_file(grey_rgb(sem_image)), "layers": [png_file(layer)],
+            "composite": None}
+
+
+def editor_coverage(value: dict | None) -> np.ndarray | None:
+    """How much of each editor pixel the layout layer covers, in [0, 1]."""
+    if not value or not value.get("layers"):
+        return None
+    layer = np.asarray(value["layers"][0])
+    if layer.ndim != 3 or layer.shape[2] != 4:
+        return None
+    # Overlapping strokes add up past the layer's own alpha; anything above it is fully set.
+    return np.clip(layer[..., 3].astype(np.float32) / (LAYER_ALPHA * 255), 0.0, 1.0)
+
+
+def editor_mask(value: dict | None) -> np.ndarray | None:
+    """The edited layout at editor scale: layer coverage of at least half."""
+    coverage = editor_coverage(value)
+    return None if coverage is None else coverage >= 0.5
+
+
+def edited_mask(value: dict | None, base: np.ndarray) -> np.ndarray:
+    """The full-resolution mask after editing: ``base`` where the user left the layer alone,
+    the drawn/erased layer where they changed it (the editor was loaded with ``base``)."""
+    drawn = editor_mask(value)
+    if drawn is None:
+        return base
+    sent = to_editor_scale(base)
+    if drawn.shape != sent.shape:
+        return base  # not this sample's editor content (a stale upload): keep what we had
+    if drawn.shape == base.shape:
+        return drawn
+    size = (base.shape[1], base.shape[0])
+    changed = cv2.resize((drawn != sent).astype(np.uint8), size,
+                         interpolation=cv2.INTER_NEAREST).astype(bool)
+    full_drawn = cv2.resize(drawn.astype(np.uint8), size,
+                            interpolation=cv2.INTER_NEAREST).astype(bool)
+    return np.where(changed, full_drawn, base)
