@@ -127,7 +127,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 rect_cancel = gr.Button("Cancel rectangle", size="sm")
             with gr.Group():
                 with gr.Row():
-                    min_area = gr.Number(value=100.0, minimum=0, label="Clean up: drop specks "
+                    min_area = gr.Number(value=400.0, minimum=0, label="Clean up: drop specks "
                                          "and holes smaller than (nm²)", elem_id="min-area")
                     snap = gr.Slider(0, 6, value=2, step=1, label="Straighten steps up to (px)")
                 cleanup_btn = gr.Button("Clean up (Manhattan)", elem_id="cleanup-btn")

@@ -221,12 +221,15 @@ def ingest_image(store: Store, data: bytes | str | Path, nm_per_px: float | None
 
 
 def heldout_sets(store: Store, limit: int = 40, scan: int = 2000) -> dict[str, list[int]]:
-    """Sample ids of the held-out sets: known-truth samples (old data), holdout pairs (new)."""
+    """Sample ids of the held-out sets: uncorrected known-truth samples (old data) per tool,
+    and the latest holdout pairs (new corrections)."""
     corrected = {pair.sample_id for pair in store.list_pairs()}
-    old = [s.id for s in store.list_samples(order_by="created", limit=scan)
-           if s.truth_sha is not None and s.id not in corrected]
+    old: dict[str, list[int]] = {}
+    for sample in store.list_samples(order_by="created", limit=scan):
+        if sample.truth_sha is not None and sample.id not in corrected:
+            old.setdefault(f"old data · {sample.tool or 'no tool'}", []).append(sample.id)
     new = [pair.sample_id for pair in store.list_pairs(split="holdout")]
-    return {"old data (known truth)": sorted(old)[:limit],
+    return {**{name: sorted(ids)[:limit] for name, ids in sorted(old.items())},
             "new corrections (holdout)": new[-limit:]}
 
 

@@ -19,6 +19,7 @@ from loop.predict import (
     NoProductionModelError,
     PredictorCache,
     evaluate_version,
+    heldout_sets,
     ingest_image,
     most_disagreeing,
     predict_sample,
@@ -182,3 +183,15 @@ def test_predict_sem_returns_an_8_bit_image_of_the_layout_size(store: Store) -> 
     layout[10:30, 20:60] = True
     sem = predict_sem(store, layout, 4.0)
     assert (sem.dtype, sem.shape) == (np.uint8, (48, 80))
+
+
+def test_heldout_sets_split_old_data_by_tool_and_leave_corrected_samples_out(
+        store: Store) -> None:
+    truth = store.put_blob(np.zeros((64, 64), bool))
+    ids = [store.add_sample(_sem(index=i), 4.0, "demo", tool=tool, truth_sha=truth).id
+           for i, tool in enumerate(["sim:clean", "sim:clean", "sim:drifted"])]
+    store.save_correction(ids[1], np.zeros((64, 64), bool), "tester")
+    sets = heldout_sets(store)
+    assert sets["old data · sim:clean"] == [ids[0]]
+    assert sets["old data · sim:drifted"] == [ids[2]]
+    assert list(sets)[-1] == "new corrections (holdout)"
