@@ -133,6 +133,7 @@ def test_export_writes_fp16_generators_with_drift_reference_and_evaluation(train
                  "--reference-data", str(trained.parent / "data"), "--evaluation", str(evaluation)]) == 0
     card = json.loads((out / "card.json").read_text())
     assert card["drift_reference"]["n_images"] == 6
+    assert card["metrics"]["heldout"]["count"] == 6  # the model's own row of the evaluation
     assert set(card["evaluations"][0]["methods"]) == {"model", "otsu-baseline"}
     assert card["export"]["command"].startswith(f"python -m semgan export --model {trained} --out {out}")
     with safe_open(str(out / "weights.safetensors"), "pt") as weights:

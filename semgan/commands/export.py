@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         })
     if evaluations:
         card["evaluations"] = evaluations
+        # The exported model's own held-out figures (evaluate labels a model by its folder name).
+        own = evaluations[0]["methods"].get(Path(args.model).name)
+        if own is not None:
+            card["metrics"] = {"heldout": own["overall"], "heldout_data": evaluations[0]["data"]}
     card["export"]["command"] = "python -m semgan export " + " ".join(
         shlex.quote(part) for part in _canonical(args))
     _write_json(out / CARD, card)
