@@ -15,6 +15,7 @@ from torch import nn
 from semgan.config import ExperimentConfig
 from semgan.device import pick_device
 from semgan.errors import SemganError
+from semgan.metrics import MetricError, as_unit_float
 from semgan.model import GanModels
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
@@ -52,23 +53,14 @@ def resolve_model(name: str | Path) -> Path:
 
 
 def _to_unit_float(image: np.ndarray, what: str) -> np.ndarray:
-    """uint8 / uint16 / bool / float [0, 1] (H, W) → float32 [0, 1]."""
+    """uint8 / uint16 / bool / float [0, 1] (H, W) → float32 [0, 1] (the metrics' rules)."""
     image = np.asarray(image)
-    if image.ndim != 2:
-        raise PredictionError(f"{what} must be a 2-D grey image (H, W), got shape {image.shape}")
-    if min(image.shape) < 1:
+    if image.ndim == 2 and min(image.shape) < 1:
         raise PredictionError(f"{what} is empty: shape {image.shape}")
-    if image.dtype == bool:
-        return image.astype(np.float32)
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all() or image.min() < -1e-6 or image.max() > 1 + 1e-6:
-            raise PredictionError(f"{what}: float images must lie in [0, 1] (got {image.min()}..{image.max()})")
-        return np.clip(image, 0, 1).astype(np.float32)
-    raise PredictionError(f"{what}: unsupported dtype {image.dtype} (use uint8, uint16, bool or float in [0, 1])")
+    try:
+        return as_unit_float(image, what).astype(np.float32)
+    except MetricError as err:  # same check, reported as a prediction input error
+        raise PredictionError(str(err)) from None
 
 
 def _as_mask(layout_mask: np.ndarray) -> np.ndarray:
