@@ -42,7 +42,7 @@ class Store(PairsMixin, ModelsMixin, JobsMixin, StoreBase):
     @classmethod
     def open(cls, workspace: str | Path | None = None,
              stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Store:
-        """Open (creating if needed) a workspace, migrate its schema, recover stale jobs."""
+        """Open (creating if needed) a workspace, migrate, recover stale jobs, mirror the registry."""
         root = resolve_workspace(workspace)
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"workspace {root} is a file, not a folder")
@@ -68,6 +68,7 @@ class Store(PairsMixin, ModelsMixin, JobsMixin, StoreBase):
             store.close()
             raise
         store.recover_stale_jobs()
+        store.sync_registry_mirror()  # models/registry.json for semgan's CLI (cheap when current)
         return store
 
     def close(self) -> None:

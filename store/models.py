@@ -1,16 +1,31 @@
-"""Model registry: versions, exactly one production model, promotion/rollback/rejection audit."""
+"""Model registry: versions, exactly one production model, promotion/rollback/rejection audit.
+
+Every committed change to the models table is mirrored to ``models/registry.json`` (see
+store/registry_file.py) so that ``python -m semgan`` can resolve "production" without SQL.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from store import blobs
+from store import blobs, registry_file
 from store.base import StoreBase, check_dict, dumps, loads
-from store.errors import InvalidInputError, ModelStateError, NotFoundError, PromotionConflictError
+from store.errors import (
+    DatabaseBusyError,
+    InvalidInputError,
+    ModelStateError,
+    NotFoundError,
+    PromotionConflictError,
+    StoreError,
+)
 from store.records import AuditEntry, ModelVersion
+
+log = logging.getLogger(__name__)
 
 
 def row_to_audit(row: dict) -> AuditEntry:
@@ -86,7 +101,9 @@ class ModelsMixin(StoreBase):
             if status == "production":
                 self._make_production(db, version, "promote", "registered as production",
                                       "register")
-            return self._model(self._model_row(db, version))
+            model = self._model(self._model_row(db, version))
+        self._refresh_registry_mirror()
+        return model
 
     def _make_production(self, db: Database, version: int, action: str, reason: str,
                          actor: str) -> None:
@@ -132,7 +149,9 @@ class ModelsMixin(StoreBase):
                     f"production is v{current_version}, not v{expected_production}: another "
                     f"promotion happened first; re-evaluate v{version} against it")
             self._make_production(db, version, "promote", reason, actor)
-            return self._model(self._model_row(db, version))
+            model = self._model(self._model_row(db, version))
+        self._refresh_registry_mirror()
+        return model
 
     def rollback(self, to_version: int, reason: str, actor: str) -> ModelVersion:
         """Restore an archived former production model; the current one becomes archived."""
@@ -143,7 +162,9 @@ class ModelsMixin(StoreBase):
                     f"model v{to_version} is {target['status']}; only a former production "
                     "model (archived) can be rolled back to")
             self._make_production(db, to_version, "rollback", reason, actor)
-            return self._model(self._model_row(db, to_version))
+            model = self._model(self._model_row(db, to_version))
+        self._refresh_registry_mirror()
+        return model
 
     def reject(self, version: int, reason: str, metrics: dict | None = None,
                actor: str = "gate") -> ModelVersion:
@@ -159,7 +180,9 @@ class ModelsMixin(StoreBase):
             self._audit(db, "reject", target, self._production_row(db), reason, actor)
             self._event(db, "model_rejected", f"model v{version} rejected by {actor}: {reason}",
                         {"version": version})
-            return self._model(target)
+            model = self._model(target)
+        self._refresh_registry_mirror()
+        return model
 
     def set_model_metrics(self, version: int, metrics: dict, merge: bool = True) -> ModelVersion:
         """Record evaluation metrics (merged into the existing ones unless ``merge=False``)."""
@@ -169,7 +192,9 @@ class ModelsMixin(StoreBase):
             if merge:
                 new = {**loads(target["metrics_json"], {}), **new}
             db["models"].update(version, {"metrics_json": dumps(new)})
-            return self._model(self._model_row(db, version))
+            model = self._model(self._model_row(db, version))
+        self.sync_registry_mirror()  # metrics are not mirrored: rewrite only if the file is stale
+        return model
 
     def get_model(self, version: int) -> ModelVersion:
         """The model version (NotFoundError if not registered)."""
@@ -191,3 +216,58 @@ class ModelsMixin(StoreBase):
         where, params = ("WHERE version = ?", [version]) if version is not None else ("", [])
         return [row_to_audit(r) for r in self._conns.db().query(
             f"SELECT * FROM model_audit {where} ORDER BY id DESC LIMIT ?", [*params, int(limit)])]
+
+    # -- models/registry.json ------------------------------------------------------------------
+
+    def registry_mirror_path(self) -> Path:
+        """``W/models/registry.json``: the registry as JSON for ``python -m semgan --workspace``."""
+        return registry_file.registry_path(self.models_dir)
+
+    def _mirror_content(self, db: Database) -> dict:
+        """What the mirror should hold now (without its ``written`` time)."""
+        rows = list(db.query(f"SELECT {registry_file.COLUMNS} FROM models ORDER BY version"))
+        return registry_file.build(self.workspace, rows)
+
+    def write_registry_mirror(self) -> Path:
+        """Rewrite ``models/registry.json`` from the models table; returns its path."""
+        path = self.registry_mirror_path()
+        # Under the write lock, in a transaction that changes nothing: concurrent writers then
+        # mirror one at a time, each from the newest committed state, so the file left last is
+        # never older than the last commit. The registry change itself committed before this.
+        with self._write() as db:
+            registry_file.write(path, self._mirror_content(db))
+        return path
+
+    def sync_registry_mirror(self) -> bool:
+        """Write the mirror if it is missing or disagrees with the database; True if written."""
+        try:
+            if registry_file.is_current(self.registry_mirror_path(),
+                                        self._mirror_content(self._conns.db())):
+                return False
+        except (sqlite3.Error, StoreError) as exc:
+            self._mirror_failed(exc)
+            return False
+        return self._refresh_registry_mirror()
+
+    def _refresh_registry_mirror(self) -> bool:
+        """After a commit: rewrite the mirror; a failure is a warning event, never an error."""
+        try:
+            self.write_registry_mirror()
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            self._mirror_failed(exc)
+            return False
+        return True
+
+    def _mirror_failed(self, exc: Exception) -> None:
+        """Warn (log + event) that the mirror is stale; the database change stands."""
+        message = (f"could not update {self.registry_mirror_path()}: {exc}; "
+                   "`python -m semgan --workspace` may see an outdated model registry until the "
+                   "next registry change or the next time the workspace is opened")
+        log.warning(message)
+        if isinstance(exc, DatabaseBusyError):
+            return  # recording the event would wait for the same lock again
+        try:
+            with self._write() as db:
+                self._event(db, "registry_mirror_failed", message, {"error": str(exc)})
+        except (sqlite3.Error, StoreError) as event_exc:
+            log.warning("could not record the registry_mirror_failed event: %s", event_exc)

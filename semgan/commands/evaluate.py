@@ -8,11 +8,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from semgan.commands.predict import add_workspace_argument
+from semgan.registry import resolve_model_spec
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the evaluate options."""
     parser.add_argument("--model", action="append", required=True,
-                        help="model folder or 'default'; repeat to compare several models")
+                        help="model folder, 'default', or with --workspace 'production' / 'vN' "
+                             "from the workspace's registry; repeat to compare several models")
     parser.add_argument("--data", type=Path, required=True, help="paired data folder (synth format)")
     parser.add_argument("--json", type=Path, help="write the full result (per item too) to this file")
     parser.add_argument("--target", choices=("layout", "printed"), default="layout",
@@ -23,10 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a PNG grid of examples: SEM | truth | each method")
     parser.add_argument("--examples-count", type=int, default=6)
     parser.add_argument("--no-baseline", action="store_true", help="leave out the Otsu baseline")
+    add_workspace_argument(parser)
 
 
-def _label(spec: str, used: set[str]) -> str:
-    label = spec if spec == "default" else Path(spec).name or spec
+def _label(spec: str, registry_label: str, used: set[str]) -> str:
+    """A unique column name: the registry label, "default" or the model folder's name."""
+    if registry_label != spec:
+        label = registry_label
+    else:
+        label = spec if spec == "default" else Path(spec).name or spec
     while label in used:
         label += "'"
     used.add(label)
@@ -47,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     # Baseline first, then the models in the order given: the columns read simple → learned.
     methods = {} if args.no_baseline else {BASELINE: baseline_method}
     used: set[str] = {BASELINE}
-    for spec in args.model:
-        predictor = Predictor.from_dir(resolve_model(spec), device=args.device)
-        methods[_label(spec, used)] = predictor_method(predictor)
+    # Resolve every name first so a bad --model fails before any model is loaded.
+    resolved = [(spec, *resolve_model_spec(spec, args.workspace)) for spec in args.model]
+    for spec, model_dir, registry_label in resolved:
+        predictor = Predictor.from_dir(resolve_model(model_dir), device=args.device)
+        methods[_label(spec, registry_label, used)] = predictor_method(predictor)
     with tqdm(desc="evaluate", unit="img", leave=False) as bar:
         result = evaluate_folder(args.data, methods, target=args.target, limit=args.limit,
                                  progress=bar.update)

@@ -7,13 +7,17 @@ import sys
 from pathlib import Path
 
 from semgan.errors import SemganError
+from semgan.registry import resolve_model_spec, workspace_from_env
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the predict options."""
-    parser.add_argument("--model", default="default", help="model folder, or 'default' for the shipped model")
+    parser.add_argument("--model", default="default",
+                        help="model folder, 'default' for the shipped model, or with --workspace "
+                             "'production' / 'vN' from the workspace's model registry")
+    add_workspace_argument(parser)
     parser.add_argument("--input", type=Path, required=True, help="an image file or a folder of images")
     parser.add_argument("--out", type=Path, required=True, help="output folder (one PNG per input)")
     parser.add_argument("--direction", choices=("sem2layout", "layout2sem"), default="sem2layout")
@@ -24,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=int, default=128, help="tile overlap in model pixels")
     parser.add_argument("--confidence", action="store_true",
                         help="sem2layout: also write NAME_confidence.png (|2p-1| as 0..255)")
+
+
+def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--workspace`` (default $SEMGAN_WORKSPACE), shared by predict and evaluate."""
+    parser.add_argument("--workspace", type=Path, default=workspace_from_env(),
+                        help="app workspace folder whose model registry resolves --model "
+                             "production / vN (default: $SEMGAN_WORKSPACE if set)")
 
 
 def input_files(path: Path) -> list[Path]:
@@ -48,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.nm_per_px is not None and not args.nm_per_px > 0:
         raise SemganError(f"--nm-per-px must be positive, got {args.nm_per_px}")
     files = input_files(args.input)
-    predictor = Predictor.from_dir(args.model, args.device, tile_size=args.tile_size, overlap=args.overlap)
+    model_dir, label = resolve_model_spec(args.model, args.workspace)
+    if label != args.model:
+        print(f"model {label}: {model_dir}", file=sys.stderr)
+    predictor = Predictor.from_dir(model_dir, args.device, tile_size=args.tile_size, overlap=args.overlap)
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in files:
