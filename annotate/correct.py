@@ -220,6 +220,10 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
             what = f"{int(mask.sum()):,} px of pattern (no prediction to compare with)"
         message = (f"Saved sample {current} as corrected pair v{pair.version} "
                    f"({pair.split} split): {what}.")
+        fired = studio.after_pair_saved()  # the automatic trigger: threshold / drift alarm
+        if fired:
+            gr.Info(fired)
+            message += f" {fired}"
         target = after_removal(ids, current)  # the Review tab refreshes the queue itself
         return [*load(studio, target, ids, message), studio.counters()]
 

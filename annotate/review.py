@@ -1,16 +1,21 @@
-"""Review tab: the queue, the selected sample (SEM | prediction | overlay), accept/skip, upload."""
+"""Review tab: the queue, the selected sample (SEM | prediction | overlay), accept/skip, upload.
+
+An upload stores and drift-scores every file at once (a bad file gets its own message) and
+predicts them in one background ``batch_predict`` job (``loop.batch.ingest_files``); a single
+image is predicted at once, since it is shown right away. The queue stays usable meanwhile:
+viewing a sample predicts it if the job has not reached it yet.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
 from annotate import format as fmt
 from annotate import render
 from annotate.studio import QUEUE_ORDERS, QueueFilter, Studio, after_removal, step_in_queue
-from loop.predict import IngestError, ingest_image
+from loop.batch import IngestBatch, ingest_files
 from store import StoreError
 
 QUEUE_HEADERS = ["id", "name", "drift", "unc. %", "state"]
@@ -50,6 +55,9 @@ def queue_update(studio: Studio, *filters) -> tuple[list[list], list[int], str]:
     samples, total = studio.queue(QueueFilter(*filters))
     note = (f"{len(samples)} of {total} samples shown" if total > len(samples)
             else f"{total} sample{'s' if total != 1 else ''} in the queue")
+    for job, waiting in studio.prediction_backlog():
+        note += (f" · {waiting} still waiting for prediction (batch job {job.id}, "
+                 f"{job.status}; viewing one predicts it now)")
     return [_row(s) for s in samples], [s.id for s in samples], note
 
 
@@ -81,6 +89,37 @@ def show_sample(studio: Studio, sample_id: int | None, queue_ids: list[int],
             render.png_file(render.enlarge(render.layout_image(view.mask), grow)),
             render.png_file(render.enlarge(overlay, grow)), zoomed,
             fmt.metrics_html(metrics, caption)]
+
+
+def upload_report(batch: IngestBatch) -> list[str]:
+    """Markdown lines for an upload: one per file, then what happens to the predictions."""
+    lines = []
+    for outcome in batch.files:
+        if outcome.result is None:
+            lines.append(f"✗ **{outcome.name}**: {outcome.error}")
+            continue
+        result, s = outcome.result, outcome.result.sample
+        drift = ("not scored" if s.drift_scores is None else
+                 "**flagged**" if s.drift_flagged else "in range")
+        if result.prediction is not None:
+            predicted = f"predicted in {result.prediction.seconds:.2f} s"
+        elif outcome.predict_error:
+            predicted = f"prediction failed ({outcome.predict_error}); it is retried on view"
+        elif batch.model_version is None:
+            predicted = "not predicted (no model)"
+        elif batch.job is not None and s.id in batch.job.params["sample_ids"]:
+            predicted = "prediction queued"
+        else:
+            predicted = f"already predicted by v{batch.model_version}"
+        again = " (already in the workspace)" if result.already_stored else ""
+        origin = "from the file" if result.nm_per_px_from == "file" else "as entered"
+        lines.append(f"✓ **{outcome.name}** → sample {s.id}{again}: {s.width}×{s.height} px at "
+                     f"{s.nm_per_px:g} nm/px ({origin}), drift {drift}, {predicted}")
+    if batch.job is not None:
+        behind = "".join(f", after {j.kind} job {j.id}" for j in batch.waiting_behind)
+        lines.append(f"Stored {len(batch.stored)} images, predicting them in the background "
+                     f"(job {batch.job.id}{behind}). The queue is usable meanwhile.")
+    return lines
 
 
 def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> ReviewUI:
@@ -186,6 +225,11 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 except StoreError as exc:
                     gr.Warning(str(exc))
                     message = f"Not saved: {exc}"
+                else:
+                    fired = studio.after_pair_saved()
+                    if fired:
+                        gr.Info(fired)
+                        message += f" {fired}"
         elif current is not None:
             studio.store.log_event("sample_skipped", f"{studio.author} skipped sample {current}",
                                    {"sample_id": current})
@@ -199,33 +243,21 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
 
     def upload(paths, nm_text, tool_name, *chosen_and_style):
         chosen, style = chosen_and_style[:5], chosen_and_style[5:8]
-        lines, first = [], None
-        nm_per_px = (nm_text or "").strip() or None
-        for path in paths or []:
-            name = Path(path).name
-            try:
-                result = ingest_image(studio.store, path, nm_per_px, "upload",
-                                      (tool_name or "").strip() or None, name, cache=studio.cache)
-            except (IngestError, StoreError) as exc:
-                gr.Warning(f"{name}: not added. {exc}")
-                lines.append(f"✗ **{name}**: {exc}")
-                continue
-            s = result.sample
-            first = first or s.id
-            drift = ("not scored" if s.drift_scores is None else
-                     "**flagged**" if s.drift_flagged else "in range")
-            predicted = (f"predicted in {result.prediction.seconds:.2f} s"
-                         if result.prediction else "not predicted (no model)")
-            again = " (already in the workspace)" if result.already_stored else ""
-            origin = "from the file" if result.nm_per_px_from == "file" else "as entered"
-            lines.append(f"✓ **{name}** → sample {s.id}{again}: {s.width}×{s.height} px at "
-                         f"{s.nm_per_px:g} nm/px ({origin}), drift "
-                         f"{drift}, {predicted}")
-        if not lines:
-            lines.append("Choose one or more PNG/TIFF files first.")
+        if not paths:
+            return ["Choose one or more PNG/TIFF files first.", *[gr.skip()] * 15]
+        try:
+            batch = ingest_files(studio.store, paths, (nm_text or "").strip() or None, "upload",
+                                 (tool_name or "").strip() or None, cache=studio.cache)
+        except (StoreError, OSError) as exc:  # the job could not be queued or no worker started
+            gr.Warning(f"Upload incomplete: {exc}")
+            return [f"Upload incomplete: {exc}", *[gr.skip()] * 15]
+        for outcome in batch.failed:
+            gr.Warning(f"{outcome.name}: not added. {outcome.error}")
+        stored = batch.stored
+        first = stored[0].sample.id if stored else None
         rows, ids, text = queue_update(studio, *chosen)
         shown = show_sample(studio, first, ids, *style, None) if first else [gr.skip()] * 10
-        return ["\n\n".join(lines), rows, ids, text, studio.counters(),
+        return ["\n\n".join(upload_report(batch)), rows, ids, text, studio.counters(),
                 gr.Dropdown(choices=studio.tools()), *shown]
 
     for control in filters:

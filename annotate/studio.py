@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate import format as fmt
+from loop.batch import JOB_KIND, waiting_samples
 from loop.predict import (
     DEFAULT_CACHE,
     NoProductionModelError,
@@ -20,8 +21,9 @@ from loop.predict import (
     prediction_for,
     probability_of,
 )
+from loop.triggers import check_triggers, describe_due
 from semgan.metrics import evaluate_pair
-from store import SAMPLE_SOURCES, ModelVersion, Prediction, Sample, Store
+from store import SAMPLE_SOURCES, Job, ModelVersion, Prediction, Sample, Store
 
 QUEUE_ORDERS = {"drift score": "drift", "uncertainty": "uncertainty", "date added": "created"}
 QUEUE_LIMIT = 200
@@ -95,6 +97,11 @@ class Studio:
         """Choices of the source filter."""
         return [ALL, *SAMPLE_SOURCES]
 
+    def prediction_backlog(self) -> list[tuple[Job, int]]:
+        """Active batch prediction jobs, each with how many of its samples still wait."""
+        return [(job, len(waiting_samples(self.store, job)))
+                for job in self.store.list_jobs(kind=JOB_KIND, limit=20) if job.active]
+
     def tools(self, scan: int = 2000) -> list[str]:
         """Choices of the tool filter: the tools of the most recent samples."""
         found = {s.tool for s in self.store.list_samples(limit=scan) if s.tool}
@@ -129,6 +136,23 @@ class Studio:
         return evaluate_pair(probability_of(self.store, prediction),
                              self.store.prediction_mask(prediction), view.truth,
                              view.sample.nm_per_px)
+
+    # -- after a save --------------------------------------------------------------------
+
+    def after_pair_saved(self) -> str | None:
+        """Run the automatic trigger after a saved or accepted pair; a message only if it fired.
+
+        Never raises: the pair is saved whatever happens here, so a failing check becomes a
+        message the engineer can read instead of an error over the saved work.
+        """
+        try:
+            decision = check_triggers(self.store, spawn=True)
+        except Exception as exc:  # a busy database, a broken setting, a worker that cannot start
+            return f"The automatic fine-tune check failed ({type(exc).__name__}: {exc})."
+        if not decision.fired or decision.job is None:
+            return None
+        return (f"{describe_due(decision.state)}: fine-tune job {decision.job.id} queued "
+                "(it runs in the background; see the Fine-tune tab).")
 
     def models(self) -> list[ModelVersion]:
         """Registered versions, newest first."""

@@ -1,9 +1,10 @@
 """``python -m loop …``: the feedback loop from the command line (the same calls as the buttons).
 
     import-pairs    store SEM/layout file pairs as corrected pairs
+    ingest          what the Review tab's upload does: store SEM images, predict them in a job
     finetune        queue what **Fine-tune now** queues (--wait: follow it, exit 1 unless it succeeds)
     status          counters, trigger state, cooldown, worker, current job, production version
-    worker          run queued fine-tune jobs (normally started for you in the background)
+    worker          run queued jobs: fine-tunes, batch predictions (normally started for you)
     check-triggers  run the automatic trigger once
     cancel          ask the running (or queued) fine-tune to stop
     settings        show or change the trigger settings and the fine-tune config
@@ -18,12 +19,13 @@ import sys
 import time
 from collections.abc import Sequence
 
+from loop.batch import JOB_KIND, expand_paths, ingest_files
 from loop.finetune import (
-    FinetuneConfig,
     FinetuneError,
     finetune_config,
     request_finetune,
     set_finetune_config,
+    with_overrides,
 )
 from loop.pairs import PairImportError, import_pairs
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
@@ -35,31 +37,6 @@ EXIT_JOB_FAILED, EXIT_BAD_INPUT = 1, 2
 
 def _job_dict(job: Job | None) -> dict | None:
     return None if job is None else {**dataclasses.asdict(job), "progress": job.progress}
-
-
-def _parse_overrides(pairs: Sequence[str]) -> dict:
-    """``key=value`` strings (values as JSON where they parse: 5, 0.5, true) → dict."""
-    found = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise FinetuneError(f"--set needs key=value, got {pair!r}")
-        try:
-            found[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            found[key.strip()] = value
-    return found
-
-
-def _config_with(store: Store, overrides: Sequence[str]) -> FinetuneConfig:
-    """The workspace config with ``--set`` overrides applied (gate.x=… for gate fields)."""
-    data = finetune_config(store).to_dict()
-    for key, value in _parse_overrides(overrides).items():
-        if key.startswith("gate."):
-            data["gate"][key.removeprefix("gate.")] = value
-        else:
-            data[key] = value
-    return FinetuneConfig.from_dict(data)
 
 
 def _training_jobs(store: Store) -> list[Job]:
@@ -79,9 +56,39 @@ def cmd_import_pairs(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
+    """Store SEM images (files or folders) and predict them in the background, like the upload.
+
+    Exit status 1 when a file was skipped or (with --wait) the job or any prediction failed.
+    """
+    paths = expand_paths(args.files)
+    if not paths:
+        print("error: no PNG/TIFF files found in " + ", ".join(args.files), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    batch = ingest_files(store, paths, args.nm_per_px, "upload", args.tool,
+                         spawn=not args.no_spawn)
+    for outcome in batch.files:
+        print(outcome.describe())
+    print(f"{len(batch.stored)} stored, {len(batch.failed)} skipped")
+    trouble = bool(batch.failed) or any(f.predict_error for f in batch.files)
+    if batch.model_version is None:
+        print("no production model: nothing predicted")
+    elif batch.job is None and not trouble:
+        print(f"every stored image has a prediction by v{batch.model_version}")
+    elif batch.job is not None:
+        behind = "".join(f"; waits for {j.kind} job {j.id}" for j in batch.waiting_behind)
+        print(f"predicting {len(batch.job.params['sample_ids'])} images in the background "
+              f"with v{batch.model_version} (job {batch.job.id}{behind}; "
+              f"`python -m loop cancel --job {batch.job.id}` stops it)")
+        if args.wait and not args.no_spawn:
+            followed = _follow(store, batch.job.id)
+            return EXIT_JOB_FAILED if trouble else followed
+    return EXIT_JOB_FAILED if trouble else 0
+
+
 def cmd_finetune(args: argparse.Namespace, store: Store) -> int:
     """Queue a manual fine-tune, start a worker, optionally follow it to the end."""
-    config = _config_with(store, args.set)
+    config = with_overrides(finetune_config(store), args.set)
     job = request_finetune(store, "manual", config)
     print(f"queued fine-tune job {job.id} (production v{job.params['production_version']})")
     print(json.dumps(config.to_dict(), indent=1))
@@ -119,6 +126,13 @@ def _follow(store: Store, job_id: int, respawns: int = 2) -> int:
         print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
         return EXIT_JOB_FAILED
     result = job.result or {}
+    if job.kind == JOB_KIND:
+        print(f"job {job_id} succeeded: {result.get('predicted')} predicted, "
+              f"{result.get('skipped')} already predicted, {len(result.get('failed', []))} "
+              f"failed (v{result.get('model_version')})")
+        for failure in result.get("failed", []):
+            print(f"  sample {failure['sample_id']}: {failure['error']}")
+        return EXIT_JOB_FAILED if result.get("failed") else 0
     print(f"job {job_id} succeeded: candidate v{result.get('candidate_version')} "
           f"{result.get('decision')}: {result.get('reason')}")
     return 0
@@ -131,6 +145,7 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
     jobs = _training_jobs(store)
     current = next((j for j in jobs if j.active), None)
     last = next((j for j in jobs if not j.active), None)
+    predicting = next((j for j in store.list_jobs(kind=JOB_KIND, limit=5) if j.active), None)
     status = {
         "workspace": str(store.workspace),
         "production": None if production is None else {
@@ -138,7 +153,8 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
             "promoted_at": production.promoted_at, "metrics": production.metrics},
         "counts": dataclasses.asdict(counts), "triggers": state.to_dict(),
         "worker_pid": worker_pid(store.workspace), "current_job": _job_dict(current),
-        "last_job": _job_dict(last), "finetune_config": finetune_config(store).to_dict()}
+        "last_job": _job_dict(last), "finetune_config": finetune_config(store).to_dict(),
+        "prediction_job": _job_dict(predicting)}
     if args.json:
         print(json.dumps(status, indent=1, default=str))
         return 0
@@ -165,6 +181,9 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
                 f"candidate v{result.get('candidate_version')} {result.get('decision')}: " \
                 f"{result.get('reason')}"
             print(f"{label}: #{job.id} {job.kind} {job.status}: {detail}")
+    if predicting is not None:
+        print(f"batch prediction: #{predicting.id} {predicting.status}: step "
+              f"{predicting.step}/{predicting.total or len(predicting.params['sample_ids'])}")
     return 0
 
 
@@ -203,14 +222,14 @@ def cmd_settings(args: argparse.Namespace, store: Store) -> int:
         changes["auto_trigger"] = args.auto_trigger == "on"
     settings = set_trigger_settings(store, **changes) if changes else trigger_state(store).settings
     if args.set:
-        set_finetune_config(store, _config_with(store, args.set))
+        set_finetune_config(store, with_overrides(finetune_config(store), args.set))
     print(json.dumps({"triggers": dataclasses.asdict(settings),
                       "finetune_config": finetune_config(store).to_dict()}, indent=1))
     return 0
 
 
-COMMANDS = {"import-pairs": cmd_import_pairs, "finetune": cmd_finetune, "status": cmd_status,
-            "worker": cmd_worker, "check-triggers": cmd_check_triggers, "cancel": cmd_cancel,
+COMMANDS = {"import-pairs": cmd_import_pairs, "ingest": cmd_ingest, "finetune": cmd_finetune,
+            "status": cmd_status, "worker": cmd_worker, "check-triggers": cmd_check_triggers, "cancel": cmd_cancel,
             "settings": cmd_settings}
 
 
@@ -218,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m loop``."""
     parser = argparse.ArgumentParser(prog="python -m loop", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    sub = {name: commands.add_parser(name, help=COMMANDS[name].__doc__) for name in COMMANDS}
+    sub = {name: commands.add_parser(name, help=COMMANDS[name].__doc__.split("\n")[0])
+           for name in COMMANDS}
     for p in sub.values():
         p.add_argument("--workspace", default=None, help="workspace folder (default "
                        "$SEMGAN_WORKSPACE or ./workspace)")
@@ -230,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub["import-pairs"].add_argument("--author", default="import")
     sub["import-pairs"].add_argument("--no-trigger", action="store_true",
                                      help="do not run the automatic trigger afterwards")
+    sub["ingest"].add_argument("files", nargs="+", metavar="FILE_OR_DIR",
+                               help="PNG/TIFF SEM images, or folders of them (searched recursively)")
+    sub["ingest"].add_argument("--nm-per-px", default=None,
+                               help="pixel size for files that carry none (TIFF tags win)")
+    sub["ingest"].add_argument("--tool", default=None, help="SEM tool / recipe name")
+    sub["ingest"].add_argument("--wait", action="store_true",
+                               help="follow the prediction job to its end")
+    sub["ingest"].add_argument("--no-spawn", action="store_true",
+                               help="only queue the job (a running worker or the app will run it)")
     for name in ("finetune", "settings"):
         sub[name].add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                                help="fine-tune config field (e.g. epochs=10, gate.max_iou_drop=0.01)")

@@ -1,4 +1,9 @@
-"""The background worker process: claims queued fine-tune jobs and runs them, one at a time.
+"""The background worker process: claims queued jobs and runs them, one at a time.
+
+Jobs are dispatched by kind (``JOB_RUNNERS``): ``finetune`` trains a candidate and lets the
+promotion gate judge it; ``batch_predict`` predicts uploaded samples (``loop.batch``). Jobs run
+in queue order, so a batch prediction waits for a running fine-tune and the other way round;
+the store allows one training job at a time and never counts batch_predict as one.
 
 ``python -m loop worker --workspace W`` (or ``spawn_worker(W)``, which the UI and the CLI call)
 runs in its own process, never in the UI server. One worker per workspace: it holds an
@@ -23,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from loop.batch import run_batch_predict
 from loop.finetune import FinetuneConfig, JobCancelled, run_finetune
 from loop.gate import run_gate
 from loop.triggers import check_triggers
@@ -113,38 +119,55 @@ def _retire(store: Store, version: int | None, reason: str) -> None:
         pass  # best effort: the job's own outcome is what matters
 
 
+def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
+    """The fine-tune path: train a candidate, then let the gate judge it; returns the result."""
+    candidate_version = None
+    try:
+        reporter.log(f"fine-tune started ({job.params.get('reason', 'no reason given')})")
+        outcome = run_finetune(store, job.params, reporter, job.id)
+        candidate_version = outcome.candidate.version
+        reporter.check_cancel()
+        config = FinetuneConfig.from_dict(job.params.get("config", {}))
+        gate = run_gate(store, candidate_version, outcome.anchor_test, outcome.tile_size,
+                        config.gate, device=config.device, log=reporter.log,
+                        check_cancel=reporter.check_cancel)
+        return {"candidate_version": candidate_version, "decision": gate.decision,
+                "reason": gate.reason, "gate": gate.to_dict(), "summary": outcome.summary}
+    except JobCancelled:
+        _retire(store, candidate_version, f"job {job.id} was cancelled before the gate")
+        raise
+    except Exception:
+        _retire(store, candidate_version, f"job {job.id} failed before the gate decided")
+        raise
+
+
+JOB_RUNNERS = {"finetune": _finetune, "batch_predict": run_batch_predict}
+WORKER_KINDS = tuple(JOB_RUNNERS)  # what the worker claims; "train"/"evaluate" have no runner
+
+
 def run_job(store: Store, job: Job, out: IO[str] | None = None) -> Job:
     """Run one claimed job to its end and record the outcome; never raises for a job error."""
     out = out or sys.stdout
-    candidate_version = None
     with JobReporter(store, job.id, out) as reporter:
         try:
-            if job.kind != "finetune":
-                raise ValueError(f"this worker runs finetune jobs, not {job.kind!r}")
-            reporter.log(f"fine-tune started ({job.params.get('reason', 'no reason given')})")
-            outcome = run_finetune(store, job.params, reporter, job.id)
-            candidate_version = outcome.candidate.version
-            reporter.check_cancel()
-            config = FinetuneConfig.from_dict(job.params.get("config", {}))
-            gate = run_gate(store, candidate_version, outcome.anchor_test, outcome.tile_size,
-                            config.gate, device=config.device, log=reporter.log,
-                            check_cancel=reporter.check_cancel)
-            result = {"candidate_version": candidate_version, "decision": gate.decision,
-                      "reason": gate.reason, "gate": gate.to_dict(), "summary": outcome.summary}
-            return store.finish_job(job.id, "succeeded", result)
+            runner = JOB_RUNNERS.get(job.kind)
+            if runner is None:
+                raise ValueError(f"this worker runs {', '.join(WORKER_KINDS)} jobs, "
+                                 f"not {job.kind!r}")
+            return store.finish_job(job.id, "succeeded", runner(store, job, reporter))
         except JobCancelled as exc:
-            _retire(store, candidate_version, f"job {job.id} was cancelled before the gate")
-            return _finish(store, job.id, "cancelled", f"cancelled: {exc}", out)
+            return _finish(store, job.id, "cancelled", f"cancelled: {exc}", out,
+                           getattr(exc, "result", None))
         except Exception as exc:  # the job fails; the worker lives on
             traceback.print_exc(file=out)
-            _retire(store, candidate_version, f"job {job.id} failed before the gate decided")
             return _finish(store, job.id, "failed", f"{type(exc).__name__}: {exc}", out)
 
 
-def _finish(store: Store, job_id: int, status: str, error: str, out: IO[str]) -> Job:
+def _finish(store: Store, job_id: int, status: str, error: str, out: IO[str],
+            result: dict | None = None) -> Job:
     """finish_job, tolerating a job that the store already marked failed (stale recovery)."""
     try:
-        return store.finish_job(job_id, status, error=error)
+        return store.finish_job(job_id, status, result, error=error)
     except JobStateError as exc:
         print(f"job {job_id}: {exc}", file=out, flush=True)
         return store.get_job(job_id)
@@ -232,7 +255,7 @@ def _clean_leftovers(store: Store) -> None:
 def run_worker(workspace: str | Path, once: bool = False, poll_s: float = 2.0,
                idle_exit_s: float = 600.0, trigger_every_s: float = 60.0,
                out: IO[str] | None = None) -> int:
-    """Claim and run fine-tune jobs until idle for ``idle_exit_s`` (``once``: until none queued).
+    """Claim and run queued jobs until idle for ``idle_exit_s`` (``once``: until none queued).
 
     While idle it also runs the automatic trigger every ``trigger_every_s`` seconds. Returns
     the number of jobs run (0 when another worker already serves the workspace).
@@ -258,7 +281,7 @@ def _serve(store: Store, once: bool, poll_s: float, idle_exit_s: float,
            trigger_every_s: float, out: IO[str]) -> int:
     done, idle_since, last_check = 0, time.monotonic(), 0.0
     while True:
-        job = store.claim_job(os.getpid(), kinds=("finetune",))
+        job = store.claim_job(os.getpid(), kinds=WORKER_KINDS)
         if job is not None:
             finished = run_job(store, job, out)
             print(f"job {job.id} {finished.status}", file=out, flush=True)

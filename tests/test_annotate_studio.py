@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
@@ -11,8 +12,13 @@ import pytest
 from annotate import format as fmt
 from annotate.app import build_ui
 from annotate.correct import brush_radius, brush_steps
+from annotate.review import queue_update, upload_report
 from annotate.studio import QueueFilter, Studio, after_removal, step_in_queue
-from store import Store
+from loop.batch import ingest_files
+from loop.triggers import set_trigger_settings
+from semgan.imageio import save_png
+from store import Store, StoreError
+from tests.test_loop_support import register_dummy_production
 
 
 @pytest.fixture
@@ -75,3 +81,61 @@ def test_the_whole_ui_builds_with_every_tab(studio: Studio) -> None:
     demo = build_ui(studio)
     labels = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
     assert labels == ["Review", "Correct", "Compare", "Models", "Export", "Fine-tune"]
+
+
+@pytest.fixture
+def model_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
+    """A studio with a production row (no weights: the trigger never loads it), threshold 3."""
+    monkeypatch.setattr("loop.worker.spawn_worker", lambda workspace: 0)  # no real worker
+    with Store.open(tmp_path / "ws") as store:
+        register_dummy_production(store)
+        set_trigger_settings(store, threshold=3)
+        for value in range(5):
+            store.add_sample(np.full((8, 8), 40 * value, np.uint8), 4.0, "upload")
+        yield Studio(store, author="tester")
+
+
+def test_after_pair_saved_fires_once_when_the_threshold_is_reached(model_studio: Studio) -> None:
+    messages = []
+    for sample_id in (1, 2, 3, 4):
+        model_studio.store.save_correction(sample_id, np.eye(8, dtype=bool), "tester")
+        messages.append(model_studio.after_pair_saved())
+    assert messages == [None, None, "3 new corrected pairs since v1 reached the threshold of 3: "
+                        "fine-tune job 1 queued (it runs in the background; see the Fine-tune "
+                        "tab).", None]
+    assert [j.kind for j in model_studio.store.list_jobs()] == ["finetune"]
+
+
+def test_after_pair_saved_turns_a_failure_into_a_message(model_studio: Studio,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def busy(store, spawn):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr("annotate.studio.check_triggers", busy)
+    assert model_studio.after_pair_saved() == ("The automatic fine-tune check failed "
+                                               "(StoreError: database is locked).")
+
+
+def test_the_queue_note_counts_samples_still_waiting_for_a_batch_job(
+        model_studio: Studio) -> None:
+    store = model_studio.store
+    job = store.enqueue_job("batch_predict", {"sample_ids": [1, 2, 3], "model_version": 1})
+    store.add_prediction(2, 1, np.zeros((8, 8), bool), {"mean": 1.0}, 0.1)
+    assert [(j.id, waiting) for j, waiting in model_studio.prediction_backlog()] == [(job.id, 2)]
+    note = queue_update(model_studio, *dataclasses.astuple(QueueFilter()))[2]
+    assert note == ("5 samples in the queue · 2 still waiting for prediction (batch job 1, "
+                    "queued; viewing one predicts it now)")
+
+
+def test_an_upload_report_lists_each_file_and_the_background_job(model_studio: Studio,
+                                                                 tmp_path: Path) -> None:
+    paths = [tmp_path / "a.png", tmp_path / "bad.png", tmp_path / "b.png"]
+    for value, path in ((7, paths[0]), (9, paths[2])):
+        save_png(path, np.full((8, 8), value, np.uint8))
+    paths[1].write_bytes(b"junk")
+    lines = upload_report(ingest_files(model_studio.store, paths, "2.5", spawn=False))
+    assert lines[0] == ("✓ **a.png** → sample 6: 8×8 px at 2.5 nm/px (as entered), drift not "
+                        "scored, prediction queued")
+    assert lines[1].startswith("✗ **bad.png**: ")
+    assert lines[3] == ("Stored 2 images, predicting them in the background (job 1). The queue "
+                        "is usable meanwhile.")

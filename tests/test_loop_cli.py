@@ -94,3 +94,60 @@ def test_settings_change_threshold(tmp_path: Path, capsys) -> None:
                  "--auto-trigger", "off"]) == 0
     shown = json.loads(capsys.readouterr().out)["triggers"]
     assert (shown["threshold"], shown["auto_trigger"]) == (20, False)
+
+
+def _sem_folder(folder: Path, count: int) -> Path:
+    """A folder of ``count`` distinct random 32 px SEM PNGs."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for index in range(count):
+        save_png(folder / f"scan{index}.png", rng.integers(0, 256, (32, 32), dtype=np.uint8))
+    return folder
+
+
+def test_ingest_wait_predicts_every_image_in_the_background(workspace: Path,
+                                                            tmp_path: Path) -> None:
+    folder = _sem_folder(tmp_path / "lot", 3)
+    env = {k: v for k, v in os.environ.items() if k != "SEMGAN_WORKSPACE"}
+    done = subprocess.run([sys.executable, "-m", "loop", "ingest", "--workspace", str(workspace),
+                           str(folder), "--nm-per-px", "4", "--tool", "cdsem-9", "--wait"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    pid = worker_pid(workspace)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)  # the worker would idle for 10 minutes
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 stored, 0 skipped" in done.stdout
+    assert "job 1 succeeded: 3 predicted, 0 already predicted, 0 failed (v1)" in done.stdout
+    with Store.open(workspace) as store:
+        uploads = store.list_samples(tool="cdsem-9")
+        assert [store.get_prediction(s.id, 1) is not None for s in uploads] == [True] * 3
+
+
+def test_ingest_reports_a_bad_file_and_queues_the_rest(workspace: Path, tmp_path: Path,
+                                                       capsys) -> None:
+    folder = _sem_folder(tmp_path / "lot", 2)
+    (folder / "broken.tif").write_bytes(b"II*\x00garbage")
+    code = main(["ingest", "--workspace", str(workspace), str(folder), "--nm-per-px", "4",
+                 "--no-spawn"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "skipped broken.tif: " in out and "2 stored, 1 skipped" in out
+    assert "predicting 2 images in the background with v1 (job 1" in out
+
+
+def test_import_pairs_runs_the_automatic_trigger(tmp_path: Path, capsys,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("loop.worker.spawn_worker", lambda workspace: 0)
+    with Store.open(tmp_path / "ws") as store:
+        register_dummy_production(store)
+    main(["settings", "--workspace", str(tmp_path / "ws"), "--threshold", "3"])
+    _sem_folder(tmp_path / "sem", 4)
+    (tmp_path / "layout").mkdir()
+    for index in range(4):
+        save_png(tmp_path / "layout" / f"scan{index}.png", np.eye(32, dtype=bool))
+    capsys.readouterr()
+    assert main(["import-pairs", "--workspace", str(tmp_path / "ws"), "--sem",
+                 str(tmp_path / "sem"), "--layout", str(tmp_path / "layout"),
+                 "--nm-per-px", "4"]) == 0
+    assert "automatic trigger: queued fine-tune job 1: 4 new corrected pairs" in \
+        capsys.readouterr().out

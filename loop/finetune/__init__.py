@@ -18,8 +18,10 @@ from loop.finetune.config import (
     FinetuneError,
     JobCancelled,
     finetune_config,
+    parse_overrides,
     request_finetune,
     set_finetune_config,
+    with_overrides,
 )
 from loop.finetune.progress import JobProgress, LossMonitor, PrintReporter, Reporter
 from loop.finetune.run import (
@@ -33,6 +35,6 @@ from loop.finetune.run import (
 __all__ = [
     "CONFIG_SETTING", "TRIGGERS", "FinetuneConfig", "FinetuneError", "FinetuneOutcome",
     "JobCancelled", "JobProgress", "LossMonitor", "PrintReporter", "Reporter", "cpu_threads",
-    "finetune_config", "mix_repeats", "prepare_init", "request_finetune", "run_finetune",
-    "set_finetune_config",
+    "finetune_config", "mix_repeats", "parse_overrides", "prepare_init", "request_finetune",
+    "run_finetune", "set_finetune_config", "with_overrides",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +98,31 @@ class FinetuneConfig:
             return cls(**data, gate=GateConfig(**gate))
         except TypeError as exc:
             raise FinetuneError(f"fine-tune config: {exc}") from exc
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings (values as JSON where they parse: 5, 0.5, true) → dict."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise FinetuneError(f"a fine-tune override needs key=value, got {pair!r}")
+        try:
+            found[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            found[key.strip()] = value
+    return found
+
+
+def with_overrides(config: FinetuneConfig, pairs: Sequence[str]) -> FinetuneConfig:
+    """``config`` with ``key=value`` overrides applied (``gate.x=…`` for gate fields)."""
+    data = config.to_dict()
+    for key, value in parse_overrides(pairs).items():
+        if key.startswith("gate."):
+            data["gate"][key.removeprefix("gate.")] = value
+        else:
+            data[key] = value
+    return FinetuneConfig.from_dict(data)
 
 
 def finetune_config(store: Store) -> FinetuneConfig:
