@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from annotate import compare, correct, export, models, review
+from annotate import compare, correct, export, finetune, models, review
 from annotate.studio import Studio
 
 TITLE = "semgan studio"
@@ -38,6 +38,20 @@ CSS = """
 .sg-pixelated img { image-rendering:pixelated; }
 .sg-swatch { display:inline-block; width:.9em; height:.9em; border-radius:2px;
              vertical-align:middle; border:1px solid #888; }
+.sg-trigger-line { margin-top:.4em; }
+.sg-progress { height:.9em; border-radius:5px; background:var(--background-fill-secondary);
+               border:1px solid var(--border-color-primary); overflow:hidden; margin:.35em 0; }
+.sg-progress-bar { height:100%; background:#3b82f6; }
+.sg-progress-succeeded { background:#22a35a; }
+.sg-progress-failed, .sg-progress-cancelled { background:#d64545; }
+.sg-job-line { font-variant-numeric:tabular-nums; }
+.sg-log { font-size:.78em; max-height:18em; overflow:auto; white-space:pre-wrap; margin:0; }
+.sg-alarm { padding:.5em .8em; border-radius:6px; background:#fdecec; color:#8a1c1c;
+            border:1px solid #f0a3a3; }
+.sg-verdict-badge { font-size:1.05em; }
+.sg-pass { color:#135c2d; font-weight:600; }
+.sg-fail { color:#8a1c1c; font-weight:700; }
+.sg-config td { padding:.1em .5em; }
 """
 
 # Keyboard shortcuts: J/→ next, K/← previous, A accept, C correct, S skip. They click the
@@ -87,12 +101,11 @@ def build_ui(studio: Studio) -> gr.Blocks:
                 models_ui = models.build(studio, counters)
             with gr.Tab("Export", id="export", elem_id="tab-export"):
                 export.build(studio)
-            with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune"):
-                gr.Markdown("#### Fine-tuning\nBackground fine-tuning on the corrected pairs, "
-                            "with a promotion gate, arrives with the feedback loop. Until then "
-                            "corrections accumulate here: see the counters above.")
+            with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune") as finetune_tab:
+                finetune_ui = finetune.build(studio, counters)
         _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
               models_ui, (review_tab, correct_tab, compare_tab, models_tab))
+        finetune_tab.select(lambda: finetune.refresh(studio), None, finetune_ui.refresh_outputs)
     return demo
 
 

@@ -50,8 +50,14 @@ def metrics_text(metrics: dict) -> str:
 def pairs_used(model: ModelVersion) -> str:
     """How many pairs the model was trained on, when its training summary says."""
     for key in PAIR_KEYS:
-        if isinstance(model.training_summary.get(key), int):
-            return str(model.training_summary[key])
+        value = model.training_summary.get(key)
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, dict) and isinstance(value.get("corrected_pairs"), int):
+            # A fine-tune: {"corrected_pairs": 50, "anchor_pairs": 200, …} (loop.finetune.run)
+            anchor = value.get("anchor_pairs")
+            return f"{value['corrected_pairs']} corrected" + \
+                (f" + {anchor} anchor" if isinstance(anchor, int) else "")
     return "—"
 
 
