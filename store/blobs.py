@@ -86,7 +86,7 @@ def blob_path(root: Path, sha: str) -> Path:
     return root / sha[:2] / f"{sha}.png"
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename inside ``folder`` durable (POSIX; Windows cannot open folders)."""
     if os.name != "posix":
         return
@@ -116,7 +116,7 @@ def write_blob(root: Path, data: bytes) -> str:
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return sha
 
 

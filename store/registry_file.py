@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from store.blobs import fsync_dir
+
 FILE_NAME = "registry.json"
 FORMAT = "semgan-registry"
 FORMAT_VERSION = 1
@@ -73,15 +75,4 @@ def write(path: Path, content: dict) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows syncing a folder (POSIX)."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    fsync_dir(path.parent)
