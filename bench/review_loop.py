@@ -147,30 +147,41 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
+def _series(rows: list[dict], model: str, data: str, key: str) -> tuple[list, list]:
+    """(N, value) of ``model`` ("production"/"candidate") where it was scored; ±inf → NaN."""
+    points = [(row["n"], row[model][data][key]) for row in rows if row.get(model)]
+    return [n for n, _ in points], [v if v is not None and math.isfinite(v) else math.nan
+                                    for _, v in points]
+
+
 def plot(rows: list[dict], out: Path) -> None:
     """Held-out IoU and EPE (drifted, original) of production against N, fine-tune wall time."""
     counts = [row["n"] for row in rows]
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    styles = {"drifted": ("tab:blue", "o"), "original": ("tab:orange", "s")}
     for axis, key, label in ((axes[0], "iou", "IoU"), (axes[1], "epe_mean_nm", "mean EPE (nm)")):
-        for data, style in (("drifted", "o-"), ("original", "s--")):
-            axis.plot(counts, [row["production"][data][key] for row in rows], style,
-                      label=f"production on {data} data")
-            candidates = [(row["n"], row["candidate"][data][key]) for row in rows
-                          if row.get("candidate")]
-            if candidates:
-                axis.plot(*zip(*candidates, strict=True), "x", color="grey",
-                          label=f"candidate on {data}" if data == "drifted" else None)
+        for data, (colour, marker) in styles.items():
+            axis.plot(*_series(rows, "production", data, key), marker=marker, color=colour,
+                      label=f"production, {data} data")
+            axis.plot(*_series(rows, "candidate", data, key), "x", color=colour, markersize=9,
+                      label=f"candidate, {data} data")
+            missing = [n for n, v in zip(*_series(rows, "production", data, key), strict=True)
+                       if math.isnan(v)]
+            if missing:
+                axis.annotate(f"{data}: ∞ at N = {', '.join(map(str, missing))} "
+                              "(no edge found)", (0.02, 0.95), xycoords="axes fraction",
+                              fontsize=8, va="top", color=colour)
         axis.set(xlabel="corrected drifted images N", ylabel=label, xticks=counts)
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    axes[1].set_yscale("symlog", linthresh=10)
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7, loc="center right")
     jobs = [row for row in rows if row.get("job")]
     axes[2].bar([str(row["n"]) for row in jobs], [row["job"]["wall_seconds"] for row in jobs],
                 color=["tab:green" if row["job"]["decision"] == "promote" else "tab:red"
                        for row in jobs])
     axes[2].set(xlabel="N", ylabel="fine-tune job wall time (s)",
                 title="green: promoted, red: rejected")
-    figure.suptitle("review loop on a drifted tool profile")
+    figure.suptitle("review loop on a drifted tool profile (held-out sets)")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
