@@ -68,3 +68,11 @@ def add_pairs(store: Store, count: int, seed: int = 5, size: int = SIZE,
         sample = store.add_sample(pair.sem_image, nm_per_px, "upload", tool="sim:clean")
         pair_ids.append(store.save_correction(sample.id, pair.layout_mask, "tester").id)
     return pair_ids
+
+
+def workspace_with_pairs(root: Path, pairs: int = 8) -> Path:
+    """A workspace folder with a tiny production model and ``pairs`` corrected pairs."""
+    with Store.open(root) as store:
+        install_production(store)
+        add_pairs(store, pairs)
+    return root

@@ -15,7 +15,10 @@ import pytest
 from loop.finetune import request_finetune
 from loop.worker import _acquire_lock, run_worker, spawn_worker, worker_pid
 from store import Store
-from tests.test_loop_support import TINY_FINETUNE, add_pairs, install_production
+from tests.test_loop_support import (
+    TINY_FINETUNE,
+    workspace_with_pairs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ENDLESS = replace(TINY_FINETUNE, max_steps=100_000, epochs=10_000)
@@ -30,10 +33,7 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    with Store.open(tmp_path / "ws") as store:
-        install_production(store)
-        add_pairs(store, 8)
-    return tmp_path / "ws"
+    return workspace_with_pairs(tmp_path / "ws")
 
 
 def test_sigkill_mid_job_is_detected_and_production_unchanged(workspace: Path) -> None:
