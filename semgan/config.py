@@ -79,6 +79,18 @@ class DataConfig:
     flip_vertical: bool = True
     holdout_fraction: float = 0.0  # items held out of training by name hash (0 = train on all)
     num_workers: int = 0
+    # Per-image intensity standardisation of SEM inputs (semgan.data.standardize_sem): each SEM
+    # image is shifted and scaled to this mean/std (on the [0, 1] scale) before the generator sees
+    # it, so a tool whose brightness or contrast drifted still lands in the trained range. Off for
+    # configs saved before it existed; the default and l1only presets turn it on. The reference
+    # values are the mean/std of the default training set's SEM images.
+    standardize: bool = False
+    standardize_mean: float = 0.373
+    standardize_std: float = 0.153
+
+    def sem_standardization(self) -> tuple[float, float] | None:
+        """``(mean, std)`` that SEM inputs are standardised to, or None when they are used as is."""
+        return (self.standardize_mean, self.standardize_std) if self.standardize else None
 
 
 @dataclass(frozen=True)
@@ -233,6 +245,10 @@ def validate(config: ExperimentConfig) -> None:
     _require(0 <= data.holdout_fraction < 1,
              f"data.holdout_fraction must be in [0, 1), got {data.holdout_fraction}")
     _require(data.num_workers >= 0, f"data.num_workers must be ≥ 0, got {data.num_workers}")
+    _require(0 < data.standardize_mean < 1,
+             f"data.standardize_mean must be in (0, 1), got {data.standardize_mean}")
+    _require(0 < data.standardize_std <= 0.5,
+             f"data.standardize_std must be in (0, 0.5], got {data.standardize_std}")
     _require(train.steps >= 0, f"train.steps must be ≥ 0, got {train.steps}")
     for key in ("log_every", "sample_every", "checkpoint_every"):
         _require(getattr(train, key) >= 1, f"train.{key} must be ≥ 1, got {getattr(train, key)}")
@@ -248,10 +264,11 @@ PRESETS: dict[str, ExperimentConfig] = {
         preset="tiny",
     ),
     # The seed's model: base 48, 5 downsamplings, cap 256, attention, all four losses.
-    "default": ExperimentConfig(preset="default"),
+    "default": ExperimentConfig(data=DataConfig(standardize=True), preset="default"),
     # Ablation: the same U-Nets trained with pixel L1 only (no discriminators, cycle or FM).
     "l1only": ExperimentConfig(
         loss=LossConfig(gan=0.0, cycle=0.0, feature_matching=0.0, adversarial=False),
+        data=DataConfig(standardize=True),
         preset="l1only",
     ),
 }

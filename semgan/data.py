@@ -20,6 +20,21 @@ from semgan.errors import SemganError
 
 MANIFEST_VERSIONS = (1,)
 SPLITS = ("train", "holdout")
+# A flatter image (std below one grey level) is only shifted, not blown up into noise.
+_MIN_STD = 1.0 / 255.0
+
+
+def standardize_sem(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """SEM image in [0, 1] → the same image shifted and scaled to ``mean``/``std``, clipped to [0, 1].
+
+    Computed over the whole image (before cropping or tiling), so training crops, tiles and a
+    full-image prediction all see the same transform. Brightness and contrast drift of a tool
+    cancel out; the structure, and the polarity of the contrast, stay.
+    """
+    image = np.asarray(pixels, dtype=np.float64)
+    spread = max(float(image.std()), _MIN_STD)
+    out = (image - float(image.mean())) * (std / spread) + mean
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 class DatasetError(SemganError):
@@ -73,12 +88,14 @@ class PairedDataset(Dataset):
     With ``augment`` each access takes a random ``crop_size`` crop and random flips, seeded by
     (seed, epoch, index) so a run is reproducible whatever the worker count. Without it, a
     centre crop (or the full image when ``crop_size`` is None). No 90° rotations: the SEM scan
-    direction is physical.
+    direction is physical. ``standardize=(mean, std)`` standardises each full SEM image
+    (``standardize_sem``) before the crop, as ``DataConfig.sem_standardization()`` asks.
     """
 
     def __init__(self, data_dir: str | Path, crop_size: int | None = None, augment: bool = False,
                  split: str | None = None, *, nm_per_px: float | None = None, holdout_fraction: float = 0.0,
-                 seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True) -> None:
+                 seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True,
+                 standardize: tuple[float, float] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = read_manifest(self.data_dir)
         self.nm_per_px = float(self.manifest["nm_per_px"])
@@ -113,6 +130,7 @@ class PairedDataset(Dataset):
         self.seed = seed
         self.flip_horizontal = flip_horizontal
         self.flip_vertical = flip_vertical
+        self.standardize = standardize
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -135,6 +153,8 @@ class PairedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         """``{"sem_image": (1, h, w), "layout_mask": (1, h, w), "index": int}``."""
         sem_image, layout_mask = self.load_pair(index)
+        if self.standardize is not None:
+            sem_image = standardize_sem(sem_image, *self.standardize)
         crop = self.crop_size or self.size
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])

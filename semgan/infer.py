@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from semgan.config import ExperimentConfig
+from semgan.data import standardize_sem
 from semgan.device import pick_device
 from semgan.errors import SemganError
 from semgan.metrics import MetricError, as_unit_float
@@ -138,6 +139,9 @@ class Predictor:
         """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's."""
         started = time.perf_counter()
         pixels = _to_unit_float(sem_image, "sem_image")
+        standardization = self.config.data.sem_standardization()
+        if standardization is not None:  # over the whole image, before tiling: tiles agree
+            pixels = standardize_sem(pixels, *standardization)
         output = self._translate(self.models.sem_to_layout, pixels, nm_per_px)
         probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
         return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),

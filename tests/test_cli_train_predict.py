@@ -30,7 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_writes_the_exact_command_into_the_card(trained: Path) -> None:
     card = json.loads((trained / "card.json").read_text())
     assert card["command"] == (f"python -m semgan train --data {trained.parent / 'data'} --out {trained} "
-                               "--preset tiny --steps 3 --device cpu --crop 32 --batch 2 --seed 1")
+                               "--preset tiny --steps 3 --device cpu --crop 32 --batch 2 --seed 1 --no-standardize")
     assert (card["steps"], card["nm_per_px"], card["data_recipe"]["items"]) == (3, 4.0, 6)
 
 
@@ -50,7 +50,17 @@ def test_fine_tune_from_the_cli_records_its_origin(trained: Path, tmp_path: Path
     assert code == 0
     card = json.loads((tmp_path / "candidate" / "card.json").read_text())
     assert (card["fine_tuned_from"], card["lr_scale"], card["steps"]) == (str(trained.resolve()), 0.1, 1)
-    assert card["command"].endswith(f"--init-from {trained} --lr-scale 0.1")
+    assert card["command"].endswith(f"--no-standardize --init-from {trained} --lr-scale 0.1")
+
+
+def test_fine_tune_can_switch_on_input_standardisation(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "standardised"
+    code = main(["train", "--data", str(trained.parent / "data"), "--out", str(out),
+                 "--init-from", str(trained), "--steps", "1", "--standardize"])
+    assert code == 0
+    assert json.loads((out / "config.json").read_text())["data"]["standardize"] is True
+    assert json.loads((trained / "config.json").read_text())["data"]["standardize"] is False
+    assert "--standardize --init-from" in json.loads((out / "card.json").read_text())["command"]
 
 
 def test_predict_writes_a_binary_png_at_the_input_size(trained: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 
 from loop.finetune import FinetuneConfig, set_finetune_config
 from semgan.checkpoint import TrainState, export_inference, save_checkpoint
-from semgan.config import PRESETS
+from semgan.config import PRESETS, ExperimentConfig
 from semgan.model import build_models
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
@@ -33,21 +33,21 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_tiny_model(model_dir: Path, export: bool = False) -> Path:
+def save_tiny_model(model_dir: Path, export: bool = False, config: ExperimentConfig = TINY) -> Path:
     """A randomly initialised tiny model: a full checkpoint, or an fp16 inference export."""
-    models = build_models(TINY)
+    models = build_models(config)
     card = {"nm_per_px": NM_PER_PX, "data_recipe": {"size": SIZE}}
     full = model_dir.with_name(model_dir.name + "-full") if export else model_dir
-    save_checkpoint(full, models, build_optimizers(models, TINY.optim), TINY, card, TrainState())
+    save_checkpoint(full, models, build_optimizers(models, config.optim), config, card, TrainState())
     return export_inference(full, model_dir) if export else full
 
 
-def install_production(store: Store, export: bool = False) -> ModelVersion:
+def install_production(store: Store, export: bool = False, config: ExperimentConfig = TINY) -> ModelVersion:
     """Register a tiny model as production v1 and the tiny fine-tune config as the default."""
-    model_dir = save_tiny_model(store.models_dir / "v1", export)
+    model_dir = save_tiny_model(store.models_dir / "v1", export, config)
     set_finetune_config(store, TINY_FINETUNE)
     return store.register_model(model_dir, sha256_of(model_dir / "weights.safetensors"),
-                                TINY.to_dict(), {"nm_per_px": NM_PER_PX,
+                                config.to_dict(), {"nm_per_px": NM_PER_PX,
                                                  "data_recipe": {"size": SIZE}},
                                 None, {}, {}, status="production")
 

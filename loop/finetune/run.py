@@ -111,7 +111,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         reporter.check_cancel()
         n_new, n_old = exported.tiles, config.anchor_train
         new_repeats, old_repeats = mix_repeats(n_new, n_old, config.new_fraction)
-        crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px)
+        crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px,
+                    standardize=model_config.data.sem_standardization())
         parts = [PairedDataset(anchors.train, seed=config.seed + k, **crop)
                  for k in range(old_repeats)]
         # Distinct seeds: each repeat of a new pair gets its own crop and flips.

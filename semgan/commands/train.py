@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-every", type=int, help="steps between sample grids")
     parser.add_argument("--init-from", type=Path, help="fine-tune: start from this model's weights and optimizer state")
     parser.add_argument("--lr-scale", type=float, help="multiply the LR (default 0.1 with --init-from, else 1)")
+    parser.add_argument("--standardize", action=argparse.BooleanOptionalAction,
+                        help="standardise each SEM image's intensity before the generator (default: the "
+                             "preset's, or the checkpoint's when resuming or fine-tuning)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
 
 
@@ -54,7 +57,7 @@ def _config(args: argparse.Namespace, data_nm_per_px: float) -> ExperimentConfig
     train = {"steps": args.steps, "device": args.device, "seed": args.seed,
              "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every}
     data = {"crop_size": args.crop, "batch_size": args.batch, "holdout_fraction": args.holdout_fraction,
-            "num_workers": args.workers}
+            "num_workers": args.workers, "standardize": args.standardize}
     config = config.replace("train", **{k: v for k, v in train.items() if v is not None})
     return config.replace("data", **{k: v for k, v in data.items() if v is not None})
 
@@ -67,6 +70,7 @@ def _command_line(args: argparse.Namespace, config: ExperimentConfig) -> str:
              "--batch", str(config.data.batch_size), "--seed", str(config.train.seed)]
     if config.data.holdout_fraction:
         parts += ["--holdout-fraction", str(config.data.holdout_fraction)]
+    parts.append("--standardize" if config.data.standardize else "--no-standardize")
     if args.init_from is not None:
         parts += ["--init-from", str(args.init_from), "--lr-scale", str(_lr_scale(args))]
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         args.data, config.data.crop_size, augment=True,
         split="train" if config.data.holdout_fraction > 0 else None, nm_per_px=config.data.nm_per_px,
         holdout_fraction=config.data.holdout_fraction, seed=config.train.seed,
-        flip_horizontal=config.data.flip_horizontal, flip_vertical=config.data.flip_vertical)
+        flip_horizontal=config.data.flip_horizontal, flip_vertical=config.data.flip_vertical,
+        standardize=config.data.sem_standardization())
     result = fit(config, dataset, args.out, resume=not args.no_resume, init_from=args.init_from,
                  lr_scale=_lr_scale(args), command=_command_line(args, config), progress=True)
     if int(os.environ.get("RANK", 0)) == 0:

@@ -28,7 +28,7 @@ from semgan.checkpoint import (
     set_rng_state,
 )
 from semgan.config import ExperimentConfig
-from semgan.data import ConcatPairedDataset, PairedDataset, iterate_batches
+from semgan.data import ConcatPairedDataset, PairedDataset, iterate_batches, standardize_sem
 from semgan.device import (
     Distributed,
     describe_device,
@@ -245,6 +245,9 @@ def _default_callbacks(config: ExperimentConfig, dataset: PairedDataset, progres
     pairs = [dataset.load_pair(i) for i in range(min(4, len(dataset)))]
     multiple = 2**config.generator.n_down
     side = min(min(s.shape) for s, _ in pairs) // multiple * multiple
+    standardization = config.data.sem_standardization()
+    if standardization is not None:
+        pairs = [(standardize_sem(s, *standardization), m) for s, m in pairs]
     sem = torch.stack([torch.from_numpy(s[:side, :side] * 2 - 1)[None] for s, _ in pairs])  # (N, 1, S, S)
     layout = torch.stack([torch.from_numpy(np.where(m[:side, :side], 1.0, -1.0).astype(np.float32))[None]
                           for _, m in pairs])
