@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from semgan.calibration import CALIBRATION_FILE
 from semgan.config import ConfigError, ExperimentConfig
 from semgan.errors import SemganError
 from semgan.model import GanModels, build_models
@@ -289,4 +291,6 @@ def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dt
     card["export"] = {"dtype": dtype_name, "weights_sha256": _sha256(out_dir / WEIGHTS),
                       "source_steps": card.get("steps")}
     _write_json(out_dir / CARD, card)
+    if (model_dir / CALIBRATION_FILE).is_file():  # tool calibrations travel with the weights
+        shutil.copyfile(model_dir / CALIBRATION_FILE, out_dir / CALIBRATION_FILE)
     return out_dir

@@ -10,13 +10,16 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from semgan.errors import SemganError
+
+if TYPE_CHECKING:
+    from semgan.calibration import CalibrationSet
 
 MANIFEST_VERSIONS = (1,)
 SPLITS = ("train", "holdout")
@@ -89,13 +92,15 @@ class PairedDataset(Dataset):
     (seed, epoch, index) so a run is reproducible whatever the worker count. Without it, a
     centre crop (or the full image when ``crop_size`` is None). No 90° rotations: the SEM scan
     direction is physical. ``standardize=(mean, std)`` standardises each full SEM image
-    (``standardize_sem``) before the crop, as ``DataConfig.sem_standardization()`` asks.
+    (``standardize_sem``) before the crop, as ``DataConfig.sem_standardization()`` asks;
+    ``calibration`` maps images of a calibrated foreign tool first (``semgan.calibration``).
     """
 
     def __init__(self, data_dir: str | Path, crop_size: int | None = None, augment: bool = False,
                  split: str | None = None, *, nm_per_px: float | None = None, holdout_fraction: float = 0.0,
                  seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True,
-                 standardize: tuple[float, float] | None = None) -> None:
+                 standardize: tuple[float, float] | None = None,
+                 calibration: CalibrationSet | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = read_manifest(self.data_dir)
         self.nm_per_px = float(self.manifest["nm_per_px"])
@@ -131,6 +136,7 @@ class PairedDataset(Dataset):
         self.flip_horizontal = flip_horizontal
         self.flip_vertical = flip_vertical
         self.standardize = standardize
+        self.calibration = calibration
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -153,6 +159,8 @@ class PairedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         """``{"sem_image": (1, h, w), "layout_mask": (1, h, w), "index": int}``."""
         sem_image, layout_mask = self.load_pair(index)
+        if self.calibration is not None:  # the same per-image rule as the Predictor's
+            sem_image, _ = self.calibration.apply(sem_image)
         if self.standardize is not None:
             sem_image = standardize_sem(sem_image, *self.standardize)
         crop = self.crop_size or self.size

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semgan.calibration import CalibrationSet, load_calibration
 from semgan.config import ExperimentConfig
 from semgan.data import standardize_sem
 from semgan.device import pick_device
@@ -38,6 +39,7 @@ class LayoutPrediction:
     probability: np.ndarray  # (H, W) float32 in [0, 1]
     confidence: np.ndarray  # (H, W) float32 in [0, 1]
     seconds: float
+    calibration: str | None = None  # the tool calibration applied to the input (semgan.calibration)
 
 
 def resolve_model(name: str | Path) -> Path:
@@ -114,8 +116,9 @@ class Predictor:
 
     def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
                  device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 128,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8, calibration: CalibrationSet | None = None) -> None:
         self.config = config
+        self.calibration = calibration
         self.card = card or {}
         self.nm_per_px = float(self.card.get("nm_per_px", config.data.nm_per_px))
         self.device = device if isinstance(device, torch.device) else pick_device(device)
@@ -132,20 +135,25 @@ class Predictor:
         """Load an inference export or a full checkpoint (``"default"`` = the shipped model)."""
         from semgan.checkpoint import load_checkpoint
 
-        checkpoint = load_checkpoint(resolve_model(model_dir), "cpu", generators_only=True)
-        return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **tiling)
+        folder = resolve_model(model_dir)
+        checkpoint = load_checkpoint(folder, "cpu", generators_only=True)
+        return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **tiling,
+                   calibration=load_calibration(folder))
 
     def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None) -> LayoutPrediction:
         """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's."""
         started = time.perf_counter()
         pixels = _to_unit_float(sem_image, "sem_image")
+        tool = None
+        if self.calibration is not None:  # a foreign tool's grey levels mapped onto the trained ones
+            pixels, tool = self.calibration.apply(pixels)
         standardization = self.config.data.sem_standardization()
         if standardization is not None:  # over the whole image, before tiling: tiles agree
             pixels = standardize_sem(pixels, *standardization)
         output = self._translate(self.models.sem_to_layout, pixels, nm_per_px)
         probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
         return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),
-                                time.perf_counter() - started)
+                                time.perf_counter() - started, tool)
 
     def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
         """Layout mask (H, W) → simulated SEM image, uint8, same size."""

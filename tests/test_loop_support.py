@@ -59,13 +59,14 @@ def register_dummy_production(store: Store) -> ModelVersion:
 
 
 def add_pairs(store: Store, count: int, seed: int = 5, size: int = SIZE,
-              nm_per_px: float = NM_PER_PX) -> list[int]:
-    """``count`` synthetic SEM images with their true layouts saved as corrected pairs."""
+              nm_per_px: float = NM_PER_PX, profile: str = "clean") -> list[int]:
+    """``count`` synthetic SEM images of one tool profile with their true layouts, saved as
+    corrected pairs (tool ``sim:PROFILE``)."""
     pair_ids = []
     for index in range(count):
-        pair = make_pair(index, size=size, nm_per_px=nm_per_px, profiles=[PROFILES["clean"]],
+        pair = make_pair(index, size=size, nm_per_px=nm_per_px, profiles=[PROFILES[profile]],
                          seed=seed)
-        sample = store.add_sample(pair.sem_image, nm_per_px, "upload", tool="sim:clean")
+        sample = store.add_sample(pair.sem_image, nm_per_px, "upload", tool=f"sim:{profile}")
         pair_ids.append(store.save_correction(sample.id, pair.layout_mask, "tester").id)
     return pair_ids
 

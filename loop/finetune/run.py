@@ -14,9 +14,11 @@ from pathlib import Path
 import torch
 
 from loop.anchor import ensure_anchor_sets
+from loop.finetune.calibrate import calibrate_tools
 from loop.finetune.config import DEFAULT_IMAGE_SIZE, FinetuneConfig, FinetuneError, JobCancelled
 from loop.finetune.progress import JobProgress, LossMonitor, Reporter
 from loop.pairs import export_split
+from semgan.calibration import save_calibration
 from semgan.checkpoint import (
     TrainState,
     has_checkpoint,
@@ -111,8 +113,10 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         reporter.check_cancel()
         n_new, n_old = exported.tiles, config.anchor_train
         new_repeats, old_repeats = mix_repeats(n_new, n_old, config.new_fraction)
+        calibration = calibrate_tools(Path(production.path), anchors.train, exported.path,
+                                      reporter.log)
         crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px,
-                    standardize=model_config.data.sem_standardization())
+                    standardize=model_config.data.sem_standardization(), calibration=calibration)
         parts = [PairedDataset(anchors.train, seed=config.seed + k, **crop)
                  for k in range(old_repeats)]
         # Distinct seeds: each repeat of a new pair gets its own crop and flips.
@@ -143,10 +147,14 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         recipe = {"size": tile, "anchor_train": str(anchors.train), "anchor_pairs": n_old,
                   "corrected_pairs": len(exported.pair_ids), "corrected_tiles": n_new,
                   "repeats": {"corrected": new_repeats, "anchor": old_repeats},
-                  "new_fraction": round(new_share, 4), "max_pair_id": cutoff}
+                  "new_fraction": round(new_share, 4), "max_pair_id": cutoff,
+                  "calibrated_tools": {t.tool: {"gain": round(t.gain, 4), "offset": round(t.offset, 4)}
+                                       for t in (calibration.tools if calibration else ())}}
         result = fit(train_config, dataset, work / "candidate", [progress], resume=False,
                      init_from=init_dir, lr_scale=config.lr_scale, data_recipe=recipe,
                      command=f"python -m loop finetune (job {job_id})")
+        if calibration is not None:
+            save_calibration(calibration, work / "candidate")
         if progress.cancelled:
             raise JobCancelled(f"cancelled at step {result.step} of {steps}")
         if result.stop_reason == "interrupted":
