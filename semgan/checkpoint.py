@@ -29,6 +29,7 @@ from semgan.errors import SemganError
 from semgan.model import GanModels, build_models
 from semgan.train.step import Optimizers, build_optimizers
 
+CRITIC_PREFIXES = ("layout_critic.", "sem_critic.")
 WEIGHTS, OPTIMIZER, CONFIG, CARD, STATE = (
     "weights.safetensors", "optimizer.safetensors", "config.json", "card.json", "train_state.json")
 
@@ -266,19 +267,29 @@ def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu",
             if (model_dir / name).is_file() and _sha256(model_dir / name) != digest:
                 raise CheckpointError(f"{model_dir / name}: does not match train_state.json (a save was "
                                       "interrupted or the file was changed); restore it or start a new run")
-    with_critics = config.loss.adversarial and state is not None
+    # Full checkpoints always hold critics; an export holds them when made with critics=True.
+    stored_critics = any(k.startswith(CRITIC_PREFIXES) for k in tensors)
+    with_critics = config.loss.adversarial and not generators_only and stored_critics
     if not with_critics:
-        tensors = {k: v for k, v in tensors.items() if not k.startswith(("layout_critic.", "sem_critic."))}
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(CRITIC_PREFIXES)}
     models = build_models(config, critics=with_critics)
     load_into(models, tensors, model_dir / WEIGHTS)
     optimizer_states = _optimizer_states(model_dir / OPTIMIZER) if state is not None else None
     return Checkpoint(model_dir, config, card, models.to(device), optimizer_states, state)
 
 
-def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Write generator weights only (floating tensors cast to ``dtype``) + config + card, for shipping."""
+def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16,
+                     critics: bool = False) -> Path:
+    """Write generator weights (floating tensors cast to ``dtype``) + config + card, for shipping.
+
+    ``critics=True`` adds the discriminators (about a fifth more bytes): a fine-tune from the export
+    then starts with trained critics instead of fresh ones. Optimizer state is never exported.
+    """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    checkpoint = load_checkpoint(model_dir, generators_only=True)
+    checkpoint = load_checkpoint(model_dir, generators_only=not critics)
+    if critics and checkpoint.models.layout_critic is None:
+        raise CheckpointError(f"{model_dir}: has no critics to export (an L1-only model or an export "
+                              "without them)")
     tensors = {
         name: (t.to(dtype) if t.is_floating_point() else t)
         for name, t in _state_tensors(checkpoint.models).items()
@@ -289,7 +300,7 @@ def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dt
     _write_json(out_dir / CONFIG, checkpoint.config.to_dict())
     card = dict(checkpoint.card)
     card["export"] = {"dtype": dtype_name, "weights_sha256": _sha256(out_dir / WEIGHTS),
-                      "source_steps": card.get("steps")}
+                      "source_steps": card.get("steps"), "critics": critics}
     _write_json(out_dir / CARD, card)
     if (model_dir / CALIBRATION_FILE).is_file():  # tool calibrations travel with the weights
         shutil.copyfile(model_dir / CALIBRATION_FILE, out_dir / CALIBRATION_FILE)

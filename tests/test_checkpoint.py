@@ -146,6 +146,29 @@ def test_inference_export_holds_fp16_generators_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in exported.iterdir()) == ["card.json", "config.json", "weights.safetensors"]
 
 
+def test_export_with_critics_carries_trained_discriminators_but_no_optimizer(tmp_path: Path) -> None:
+    folder = _trained_checkpoint(tmp_path / "a")
+    plain = export_inference(folder, tmp_path / "plain")
+    with_critics = export_inference(folder, tmp_path / "critics", critics=True)
+    loaded = load_checkpoint(with_critics)
+    assert loaded.models.layout_critic is not None and loaded.state is None and not loaded.is_full
+    full = load_checkpoint(folder)
+    for name in ("layout_critic", "sem_critic"):
+        trained = getattr(full.models, name).state_dict()
+        for key, value in getattr(loaded.models, name).state_dict().items():
+            assert torch.allclose(value.float(), trained[key].float(), atol=1e-2), key
+    assert load_checkpoint(with_critics, generators_only=True).models.layout_critic is None
+    assert load_checkpoint(plain).models.layout_critic is None
+    assert (with_critics / "weights.safetensors").stat().st_size > (plain / "weights.safetensors").stat().st_size
+    assert json.loads((with_critics / "card.json").read_text())["export"]["critics"] is True
+
+
+def test_exporting_critics_of_a_model_without_them_is_refused(tmp_path: Path) -> None:
+    plain = export_inference(_trained_checkpoint(tmp_path / "a"), tmp_path / "plain")
+    with pytest.raises(CheckpointError, match="no critics to export"):
+        export_inference(plain, tmp_path / "again", critics=True)
+
+
 def test_inference_export_predicts_like_the_checkpoint(tmp_path: Path) -> None:
     folder = _trained_checkpoint(tmp_path / "a")
     full = load_checkpoint(folder).models.eval()

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from loop.finetune import (
     FinetuneConfig,
@@ -65,6 +66,20 @@ def test_inference_export_gets_fresh_critics_noted_in_card(store: Store) -> None
     candidate = store.get_model(store.get_job(job.id).result["candidate_version"])
     card = json.loads((Path(candidate.path) / "card.json").read_text())
     assert "critics initialised fresh" in card["init_note"]
+
+
+def test_export_with_critics_starts_fine_tunes_from_them(store: Store, tmp_path: Path) -> None:
+    from loop.finetune.run import prepare_init
+    from semgan.checkpoint import export_inference, load_checkpoint
+    from tests.test_loop_support import save_tiny_model
+
+    full = save_tiny_model(tmp_path / "full")
+    export = export_inference(full, tmp_path / "export", critics=True)
+    init, note = prepare_init(export, tmp_path / "init")
+    assert "generators and critics loaded" in note
+    started = load_checkpoint(init).models.layout_critic.state_dict()
+    shipped = load_checkpoint(full).models.layout_critic.state_dict()
+    assert all(torch.allclose(started[k].float(), shipped[k].float(), atol=1e-2) for k in shipped)
 
 
 def test_cancel_before_training_ends_job_cancelled_without_candidate(store: Store) -> None:

@@ -52,12 +52,18 @@ def prepare_init(production_dir: Path, staging: Path) -> tuple[Path, str]:
     if has_checkpoint(production_dir):
         return production_dir, ("started from the production checkpoint including its "
                                 "optimizer state (Adam moments)")
-    export = load_checkpoint(production_dir, generators_only=True)
+    export = load_checkpoint(production_dir)
     models = build_models(export.config)  # critics freshly initialised (pix2pix init)
-    models.sem_to_layout.load_state_dict(export.models.sem_to_layout.state_dict())
-    models.layout_to_sem.load_state_dict(export.models.layout_to_sem.state_dict())
+    loaded = ["sem_to_layout", "layout_to_sem"]
+    if export.models.layout_critic is not None and models.layout_critic is not None:
+        loaded += ["layout_critic", "sem_critic"]
+    for name in loaded:
+        getattr(models, name).load_state_dict(getattr(export.models, name).state_dict())
     save_checkpoint(staging, models, build_optimizers(models, export.config.optim),
                     export.config, dict(export.card), TrainState())
+    if len(loaded) == 4:
+        return staging, ("production is an inference export with critics (no optimizer state): "
+                         "generators and critics loaded from it, optimizer state started empty")
     return staging, ("production is an inference export (generators only, no critics, no "
                      "optimizer state): generators loaded from it, critics initialised fresh, "
                      "optimizer state started empty")

@@ -1,6 +1,6 @@
 """``python -m semgan export``: a trained model folder → a shippable inference model.
 
-Writes generator weights (fp16 by default) + config + card, and records in the card the
+Writes generator weights (fp16 by default; the critics too with ``--critics``) + config + card, and records in the card the
 drift reference of the training images and the evaluation result, so the shipped card is
 produced by commands only, never edited by hand.
 """
@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="trained model folder (a checkpoint)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the inference model")
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    parser.add_argument("--critics", action="store_true",
+                        help="also export the discriminators, so fine-tunes start with trained critics")
     parser.add_argument("--reference-data", type=Path,
                         help="training data folder: its SEM images become the card's drift reference")
     parser.add_argument("--reference-count", type=int, default=500,
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.evaluation:
         if not path.is_file():
             raise SemganError(f"--evaluation {path}: no such file; write it with `semgan evaluate --json`")
-    out = export_inference(args.model, args.out, dtype=getattr(torch, args.dtype))
+    out = export_inference(args.model, args.out, dtype=getattr(torch, args.dtype), critics=args.critics)
     card = json.loads((out / CARD).read_text())
     if args.reference_data is not None:
         manifest = read_manifest(args.reference_data)
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _canonical(args: argparse.Namespace) -> list[str]:
     parts = ["--model", str(args.model), "--out", str(args.out), "--dtype", args.dtype]
+    if args.critics:
+        parts.append("--critics")
     if args.reference_data is not None:
         parts += ["--reference-data", str(args.reference_data), "--reference-count", str(args.reference_count)]
     for path in args.evaluation:
