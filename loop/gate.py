@@ -91,9 +91,11 @@ def load_predictor(model_dir: str | Path, device: str = "auto") -> Predictor:
         predictor = Predictor.from_dir(Path(model_dir), device=device)
     except (SemganError, OSError, RuntimeError, ValueError) as exc:
         raise BrokenModelError(f"{model_dir} does not load: {exc}") from exc
-    for name, tensor in predictor.models.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise BrokenModelError(f"{model_dir}: weight {name} holds NaN or inf")
+    modules = {"": predictor.models, **{f"expert of {t}: ": e for t, e in predictor.experts.items()}}
+    for prefix, module in modules.items():
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise BrokenModelError(f"{model_dir}: weight {prefix}{name} holds NaN or inf")
     return predictor
 
 

@@ -59,6 +59,7 @@ class ToolCalibration:
     histogram: tuple[float, ...]
     pairs: int
     levels: Levels
+    expert: str = ""  # file of this tool's own SEM→layout generator (semgan.experts); "" = shared
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """The image mapped onto the reference tools' grey levels, float32 in [0, 1]."""
@@ -69,7 +70,7 @@ class ToolCalibration:
         """JSON-ready dict."""
         return {"tool": self.tool, "gain": self.gain, "offset": self.offset, "pairs": self.pairs,
                 "levels": {"pattern": self.levels.pattern, "background": self.levels.background},
-                "histogram": list(self.histogram)}
+                "histogram": list(self.histogram), "expert": self.expert}
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class CalibrationSet:
             tools = tuple(
                 ToolCalibration(str(t["tool"]), float(t["gain"]), float(t["offset"]),
                                 tuple(float(v) for v in t["histogram"]), int(t["pairs"]),
-                                Levels(float(t["levels"]["pattern"]), float(t["levels"]["background"])))
+                                Levels(float(t["levels"]["pattern"]), float(t["levels"]["background"])),
+                                str(t.get("expert", "")))
                 for t in data["tools"])
             levels = Levels(float(data["reference_levels"]["pattern"]),
                             float(data["reference_levels"]["background"]))
@@ -131,6 +133,9 @@ class CalibrationSet:
             raise CalibrationError("malformed calibration: histograms of different lengths")
         if any(not (math.isfinite(t.gain) and math.isfinite(t.offset)) for t in tools):
             raise CalibrationError("malformed calibration: gain or offset is not finite")
+        if any(t.expert and (Path(t.expert).name != t.expert or not t.expert.endswith(".safetensors"))
+               for t in tools):  # a bare file name inside the model folder, nothing else
+            raise CalibrationError("malformed calibration: an expert must be a .safetensors file name")
         return cls(reference, levels, tools)
 
 

@@ -302,6 +302,12 @@ def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dt
     card["export"] = {"dtype": dtype_name, "weights_sha256": _sha256(out_dir / WEIGHTS),
                       "source_steps": card.get("steps"), "critics": critics}
     _write_json(out_dir / CARD, card)
-    if (model_dir / CALIBRATION_FILE).is_file():  # tool calibrations travel with the weights
+    if (model_dir / CALIBRATION_FILE).is_file():  # tool calibrations (and experts) travel along
         shutil.copyfile(model_dir / CALIBRATION_FILE, out_dir / CALIBRATION_FILE)
+        for tool in _read_json(model_dir / CALIBRATION_FILE).get("tools", []):
+            if tool.get("expert"):
+                expert, _ = read_safetensors(model_dir / tool["expert"])
+                cast = {k: (t.to(dtype) if t.is_floating_point() else t) for k, t in expert.items()}
+                _write_atomic(out_dir / tool["expert"], lambda tmp, cast=cast: save_file(
+                    cast, tmp, _metadata(kind="tool-expert", dtype=dtype_name)))
     return out_dir

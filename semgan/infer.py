@@ -40,6 +40,7 @@ class LayoutPrediction:
     confidence: np.ndarray  # (H, W) float32 in [0, 1]
     seconds: float
     calibration: str | None = None  # the tool calibration applied to the input (semgan.calibration)
+    expert: bool = False  # that tool's own generator made it (semgan.experts)
 
 
 def resolve_model(name: str | Path) -> Path:
@@ -116,7 +117,8 @@ class Predictor:
 
     def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
                  device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 128,
-                 batch_size: int = 8, calibration: CalibrationSet | None = None) -> None:
+                 batch_size: int = 8, calibration: CalibrationSet | None = None,
+                 experts: dict[str, nn.Module] | None = None) -> None:
         self.config = config
         self.calibration = calibration
         self.card = card or {}
@@ -129,16 +131,22 @@ class Predictor:
             raise PredictionError(f"overlap must be in [0, tile_size), got {overlap}")
         self.tile_size, self.overlap, self.batch_size = tile_size, overlap, max(1, batch_size)
         self.models = models.to(self.device).float().eval()  # BatchNorm running stats, dropout off
+        # Tool name → that tool's own SEM→layout generator (semgan.experts), chosen per image.
+        self.experts = {tool: expert.to(self.device).float().eval()
+                        for tool, expert in (experts or {}).items()}
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str = "auto", **tiling: Any) -> Predictor:
         """Load an inference export or a full checkpoint (``"default"`` = the shipped model)."""
         from semgan.checkpoint import load_checkpoint
+        from semgan.experts import load_experts
 
         folder = resolve_model(model_dir)
         checkpoint = load_checkpoint(folder, "cpu", generators_only=True)
+        calibration = load_calibration(folder)
         return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **tiling,
-                   calibration=load_calibration(folder))
+                   calibration=calibration,
+                   experts=load_experts(folder, calibration, checkpoint.config))
 
     def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None) -> LayoutPrediction:
         """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's."""
@@ -150,10 +158,11 @@ class Predictor:
         standardization = self.config.data.sem_standardization()
         if standardization is not None:  # over the whole image, before tiling: tiles agree
             pixels = standardize_sem(pixels, *standardization)
-        output = self._translate(self.models.sem_to_layout, pixels, nm_per_px)
+        expert = self.experts.get(tool) if tool else None
+        output = self._translate(expert or self.models.sem_to_layout, pixels, nm_per_px)
         probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
         return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),
-                                time.perf_counter() - started, tool)
+                                time.perf_counter() - started, tool, expert is not None)
 
     def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
         """Layout mask (H, W) → simulated SEM image, uint8, same size."""

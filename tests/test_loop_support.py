@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from loop.finetune import FinetuneConfig, set_finetune_config
-from semgan.checkpoint import TrainState, export_inference, save_checkpoint
+from semgan.checkpoint import TrainState, export_inference, load_checkpoint, save_checkpoint
 from semgan.config import PRESETS, ExperimentConfig
 from semgan.model import build_models
 from semgan.semsim import PROFILES
@@ -40,6 +40,16 @@ def save_tiny_model(model_dir: Path, export: bool = False, config: ExperimentCon
     full = model_dir.with_name(model_dir.name + "-full") if export else model_dir
     save_checkpoint(full, models, build_optimizers(models, config.optim), config, card, TrainState())
     return export_inference(full, model_dir) if export else full
+
+
+def perturbed_copy(source: Path, target: Path, shift: float) -> Path:
+    """A full checkpoint equal to ``source`` with every floating tensor + ``shift``."""
+    checkpoint = load_checkpoint(source)
+    state = checkpoint.models.state_dict()
+    checkpoint.models.load_state_dict({k: v + shift if v.is_floating_point() else v + 7
+                                       for k, v in state.items()})
+    return save_checkpoint(target, checkpoint.models, checkpoint.optimizers(), checkpoint.config,
+                           checkpoint.card, checkpoint.state)
 
 
 def install_production(store: Store, export: bool = False, config: ExperimentConfig = TINY) -> ModelVersion:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from loop.anchor import ensure_anchor_sets
+from loop.finetune.blend import compose_candidate
 from loop.finetune.calibrate import calibrate_tools
 from loop.finetune.config import DEFAULT_IMAGE_SIZE, FinetuneConfig, FinetuneError, JobCancelled
 from loop.finetune.progress import JobProgress, LossMonitor, Reporter
@@ -159,19 +160,26 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         result = fit(train_config, dataset, work / "candidate", [progress], resume=False,
                      init_from=init_dir, lr_scale=config.lr_scale, data_recipe=recipe,
                      command=f"python -m loop finetune (job {job_id})")
-        if calibration is not None:
-            save_calibration(calibration, work / "candidate")
         if progress.cancelled:
             raise JobCancelled(f"cancelled at step {result.step} of {steps}")
         if result.stop_reason == "interrupted":
             raise FinetuneError(f"the worker was interrupted (SIGINT/SIGTERM) at step "
                                 f"{result.step} of {steps}")
+        job_tools: dict[str, int] = {}
+        for item in json.loads((exported.path / "manifest.json").read_text())["items"]:
+            tool = str(item.get("profile", "tool:unknown"))
+            job_tools[tool] = job_tools.get(tool, 0) + 1
+        calibration, composition = compose_candidate(
+            work / "candidate", Path(production.path), calibration, job_tools, config.blend,
+            config.tool_experts, config.lr_scale, reporter.log)
+        if calibration is not None:
+            save_calibration(calibration, work / "candidate")
         summary = {
             "job_id": job_id, "trigger": params.get("trigger"), "reason": params.get("reason"),
             "parent_version": production.version, "init": init_note,
             "pairs_used": {**recipe, "new_since_production": len(
                 [p for p in exported.pair_ids if p > production.data_cutoff_pair_id])},
-            "epochs_planned": config.epochs, "epochs": round(result.step / steps_per_epoch, 2),
+            **composition, "epochs_planned": config.epochs, "epochs": round(result.step / steps_per_epoch, 2),
             "steps": result.step, "steps_planned": planned, "stop_reason": result.stop_reason,
             "train_seconds": result.wall_seconds,
             "seconds_per_step": round(result.wall_seconds / max(1, result.step), 4),
