@@ -92,7 +92,17 @@ def prediction_note(prediction: Prediction | None, model: ModelVersion | None) -
     return (f"Prediction by model **v{prediction.model_version}**{status} in "
             f"{prediction.seconds:.2f} s · mean confidence "
             f"{number(summary.get('mean'), '{:.3f}')} · uncertain pixels "
-            f"{number(100 * summary.get('uncertain_fraction', math.nan), '{:.1f}')} %")
+            f"{number(100 * summary.get('uncertain_fraction', math.nan), '{:.1f}')} %"
+            + tool_note(summary))
+
+
+def tool_note(summary: dict) -> str:
+    """How a foreign tool's image was read: its grey-level calibration and, if any, its expert."""
+    tool = summary.get("tool_calibration")
+    if not tool:
+        return ""
+    how = "its own fine-tuned generator" if summary.get("tool_expert") else "the shared generator"
+    return f" · read as tool **{tool}**: grey levels calibrated, {how}"
 
 
 def metrics_html(metrics: dict | None, caption: str) -> str:

@@ -99,7 +99,8 @@ def confidence_summary(result: LayoutPrediction) -> dict:
     return {"mean": float(confidence.mean()),
             "uncertain_fraction": float(np.mean(confidence < UNCERTAIN_BELOW)),
             "p05": float(np.percentile(confidence, 5)),
-            "mask_fraction": float(result.mask.mean())}
+            "mask_fraction": float(result.mask.mean()),
+            "tool_calibration": result.calibration, "tool_expert": result.expert}
 
 
 def run_model(store: Store, image: np.ndarray, nm_per_px: float, version: int | None = None,

@@ -139,3 +139,11 @@ def test_an_upload_report_lists_each_file_and_the_background_job(model_studio: S
     assert lines[1].startswith("✗ **bad.png**: ")
     assert lines[3] == ("Stored 2 images, predicting them in the background (job 1). The queue "
                         "is usable meanwhile.")
+
+
+def test_a_foreign_tool_prediction_says_how_it_was_read() -> None:
+    assert fmt.tool_note({"tool_calibration": None}) == ""
+    assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True}) == \
+        " · read as tool **tool:sem-7**: grey levels calibrated, its own fine-tuned generator"
+    assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": False}).endswith(
+        "the shared generator")

@@ -73,7 +73,9 @@ def test_predict_sample_stores_mask_confidence_map_and_summary(store: Store) -> 
     assert store.prediction_mask(prediction).shape == (64, 64)
     assert store.confidence_map(prediction).shape == (64, 64)
     assert set(prediction.confidence_summary) == {"mean", "uncertain_fraction", "p05",
-                                                  "mask_fraction"}
+                                                  "mask_fraction", "tool_calibration",
+                                                  "tool_expert"}
+    assert prediction.confidence_summary["tool_calibration"] is None  # no calibration.json
     assert store.get_sample(sample.id).uncertainty == \
         prediction.confidence_summary["uncertain_fraction"]
 
