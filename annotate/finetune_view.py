@@ -24,7 +24,10 @@ DATA_SETS = (("old_data", "old data (anchor test set: the tools it was trained o
 CONFIG_NOTES = {
     "epochs": "passes over the corrected pairs", "new_fraction": "share of each epoch that "
     "is corrected pairs (the rest: old anchor pairs, against forgetting)",
-    "lr_scale": "learning rate × this (seed: ÷ 10)", "crop_size": "training crop (px)",
+    "lr_scale": "learning rate × this (seed: ÷ 10)",
+    "blend": "shared generator = production + this × (fine-tuned − production)",
+    "tool_experts": "a calibrated (foreign) tool gets the fine-tuned generator as its own",
+    "crop_size": "training crop (px)",
     "batch_size": "crops per step", "max_steps": "cap on steps for large correction sets",
     "time_budget_s": "training stops after this many seconds (the gate still runs)",
     "tile_size": "tile size of the pairs (px; 0 = the production model's image size)",

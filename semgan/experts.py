@@ -3,7 +3,7 @@
 A fine-tune on a few dozen pairs of a new tool cannot move the shared generator far without the
 old tools paying for it (measured on the review-loop probe, 20 + 20 held-out images: the shared
 generator reaches drifted-tool IoU 0.78 at an old-tool cost of 0.010; blended back to cost
-≤ 0.005 it keeps only 0.73–0.75). A model folder may therefore carry, next to its calibration
+≤ 0.005 it keeps at most 0.76). A model folder may therefore carry, next to its calibration
 (``calibration.json``), one generator per calibrated tool. The Predictor picks the tool per image
 by grey-level histogram (``CalibrationSet.choose``), as it already does for the grey-level map,
 and runs that tool's generator; every other image goes through the shared one, unchanged.

@@ -275,3 +275,11 @@ def test_a_raised_drift_alarm_without_enough_pairs_says_what_is_missing(studio: 
     text = finetune_view.trigger_html(studio.store.counts(), state)
     assert "a drift-triggered run needs ≥ 10 new corrected pairs" in text
     assert "<span class='sg-stat-value sg-fail'>RAISED</span>" in text
+
+
+def test_every_fine_tune_setting_is_explained_in_the_tab() -> None:
+    from loop.finetune import FinetuneConfig
+
+    keys = {k for k, v in FinetuneConfig().to_dict().items() if not isinstance(v, dict)}
+    keys |= {f"gate.{k}" for k in FinetuneConfig().to_dict()["gate"]}
+    assert sorted(keys - set(finetune_view.CONFIG_NOTES)) == []
