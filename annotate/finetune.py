@@ -142,8 +142,10 @@ def build(studio: Studio, counters: gr.HTML) -> FinetuneUI:
         with gr.Column(scale=2):
             gr.Markdown("#### Launch\nWhat **Fine-tune now** runs (the automatic trigger "
                         "runs the same): production's weights and optimizer state, LR ÷ 10, "
-                        "old anchor pairs mixed with the corrected pairs, then the promotion "
-                        "gate.")
+                        "old anchor pairs mixed with the corrected pairs; a tool whose grey "
+                        "levels differ from the training tools' (≥ 5 pairs) gets a grey-level "
+                        "calibration and its own fine-tuned generator, the other tools keep "
+                        "production's; then the promotion gate.")
             with gr.Row():
                 launch_btn = gr.Button("Fine-tune now", variant="primary",
                                        elem_id="finetune-now-btn")

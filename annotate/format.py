@@ -102,7 +102,8 @@ def tool_note(summary: dict) -> str:
     if not tool:
         return ""
     how = "its own fine-tuned generator" if summary.get("tool_expert") else "the shared generator"
-    return f" · read as tool **{tool}**: grey levels calibrated, {how}"
+    name = str(tool).removeprefix("tool:")  # calibrations are keyed by the pairs' "tool:NAME"
+    return f" · read as tool **{name}**: grey levels calibrated, {how}"
 
 
 def metrics_html(metrics: dict | None, caption: str) -> str:

@@ -15,6 +15,7 @@ from annotate import format as fmt
 from annotate.studio import Studio
 from loop.predict import predict_sem
 from semgan.errors import SemganError
+from semgan.experts import inference_files
 from semgan.layouts import random_clip
 from store import ModelVersion, StoreError
 
@@ -76,13 +77,13 @@ def audit_rows(studio: Studio) -> list[list]:
 
 
 def package_model(model: ModelVersion) -> Path:
-    """A zip of the model's weights, config and card in a fresh temporary folder."""
+    """A zip of what the model needs to predict elsewhere (weights, config, card, tool
+    calibration and experts) in a fresh temporary folder."""
     folder = Path(model.path)
     out = Path(tempfile.mkdtemp(prefix="semgan-model-")) / f"semgan-model-v{model.version}.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in ("weights.safetensors", "config.json", "card.json"):
-            if (folder / name).is_file():
-                archive.write(folder / name, f"v{model.version}/{name}")
+        for name in inference_files(folder):
+            archive.write(folder / name, f"v{model.version}/{name}")
     return out
 
 

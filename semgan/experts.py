@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from semgan.calibration import CalibrationSet
+from semgan.calibration import CALIBRATION_FILE, CalibrationSet, load_calibration
 from semgan.checkpoint import CheckpointError, load_into, read_safetensors
 from semgan.config import ExperimentConfig
 from semgan.model import GENERATORS
@@ -56,3 +56,15 @@ def load_experts(model_dir: Path, calibration: CalibrationSet | None,
         load_into(generator, tensors, path)
         experts[tool.tool] = generator.eval()
     return experts
+
+
+def inference_files(model_dir: Path) -> list[str]:
+    """Names of the files a Predictor needs from a model folder (weights, config, card,
+    calibration and tool experts when present): what to copy to move a model elsewhere."""
+    folder = Path(model_dir)
+    names = ["weights.safetensors", "config.json", "card.json"]
+    calibration = load_calibration(folder)
+    if calibration is not None:
+        names.append(CALIBRATION_FILE)
+        names += [tool.expert for tool in calibration.tools if tool.expert]
+    return [name for name in names if (folder / name).is_file()]

@@ -144,6 +144,6 @@ def test_an_upload_report_lists_each_file_and_the_background_job(model_studio: S
 def test_a_foreign_tool_prediction_says_how_it_was_read() -> None:
     assert fmt.tool_note({"tool_calibration": None}) == ""
     assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True}) == \
-        " · read as tool **tool:sem-7**: grey levels calibrated, its own fine-tuned generator"
+        " · read as tool **sem-7**: grey levels calibrated, its own fine-tuned generator"
     assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": False}).endswith(
         "the shared generator")

@@ -24,7 +24,7 @@ from semgan.calibration import (
 )
 from semgan.checkpoint import CheckpointError, export_inference, load_checkpoint, save_checkpoint
 from semgan.config import PRESETS
-from semgan.experts import expert_file, load_experts, save_expert
+from semgan.experts import expert_file, inference_files, load_experts, save_expert
 from semgan.infer import Predictor
 from semgan.model import build_models
 from store import Store
@@ -145,3 +145,23 @@ def test_fine_tune_on_a_drifted_tool_ships_an_expert_and_keeps_the_shared_weight
     # BatchNorm's integer batch counters keep counting; they do not enter predictions.
     assert all(torch.equal(shared[k], start[k]) for k in start if start[k].is_floating_point())
     assert json.loads((Path(candidate.path) / "card.json").read_text())["fine_tune"]["blend"] == 0.0
+
+
+def test_inference_files_name_calibration_and_experts(tmp_path: Path) -> None:
+    _with_expert(tmp_path / "model")
+    assert inference_files(tmp_path / "model") == ["weights.safetensors", "config.json", "card.json",
+                                                   "calibration.json", expert_file(0)]
+
+
+def test_downloaded_model_zip_predicts_with_its_expert(tmp_path: Path) -> None:
+    import zipfile
+
+    from annotate.models import package_model
+    from store import ModelVersion
+
+    _with_expert(tmp_path / "model")
+    model = ModelVersion(**{**{f: None for f in ModelVersion.__dataclass_fields__},
+                            "version": 3, "path": str(tmp_path / "model")})
+    with zipfile.ZipFile(package_model(model)) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    assert list(Predictor.from_dir(tmp_path / "unzipped" / "v3", device="cpu").experts) == [TOOL]
