@@ -165,3 +165,14 @@ def test_downloaded_model_zip_predicts_with_its_expert(tmp_path: Path) -> None:
     with zipfile.ZipFile(package_model(model)) as archive:
         archive.extractall(tmp_path / "unzipped")
     assert list(Predictor.from_dir(tmp_path / "unzipped" / "v3", device="cpu").experts) == [TOOL]
+
+
+def test_a_tool_without_pairs_this_time_keeps_productions_expert(tmp_path: Path) -> None:
+    _with_expert(tmp_path / "production")  # production carries an expert for TOOL
+    production = tmp_path / "production"
+    candidate = perturbed_copy(save_tiny_model(tmp_path / "full"), tmp_path / "candidate", 0.5)
+    saved, summary = compose_candidate(candidate, production, load_calibration(production),
+                                       {"tool:clean": 4}, 0.5, True, 1.0, lambda line: None)
+    assert summary["experts"] == [TOOL] and summary["blend"] == 0.5
+    assert (candidate / expert_file(0)).read_bytes() == (production / expert_file(0)).read_bytes()
+    assert saved is not None and saved.tools[0].expert == expert_file(0)
