@@ -159,7 +159,8 @@ class Predictor:
         if standardization is not None:  # over the whole image, before tiling: tiles agree
             pixels = standardize_sem(pixels, *standardization)
         expert = self.experts.get(tool) if tool else None
-        output = self._translate(expert or self.models.sem_to_layout, pixels, nm_per_px)
+        generator = expert if expert is not None else self.models.sem_to_layout
+        output = self._translate(generator, pixels, nm_per_px)
         probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
         return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),
                                 time.perf_counter() - started, tool, expert is not None)

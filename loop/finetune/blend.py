@@ -65,8 +65,8 @@ def compose_candidate(candidate_dir: Path, production_dir: Path, calibration: Ca
     expert: the tools it serves got no new information. Returns the calibration to save (with
     expert file names) and a summary for the card.
     """
-    shared_pairs = sum(count for tool, count in job_tools.items()
-                       if not (experts and calibration and any(t.tool == tool for t in calibration.tools)))
+    with_expert = {t.tool for t in calibration.tools} if experts and calibration is not None else set()
+    shared_pairs = sum(count for tool, count in job_tools.items() if tool not in with_expert)
     named: list[str] = []
     if experts and calibration is not None:
         tuned = load_checkpoint(candidate_dir, generators_only=True).models.sem_to_layout

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,10 +166,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         if result.stop_reason == "interrupted":
             raise FinetuneError(f"the worker was interrupted (SIGINT/SIGTERM) at step "
                                 f"{result.step} of {steps}")
-        job_tools: dict[str, int] = {}
-        for item in json.loads((exported.path / "manifest.json").read_text())["items"]:
-            tool = str(item.get("profile", "tool:unknown"))
-            job_tools[tool] = job_tools.get(tool, 0) + 1
+        job_tools = Counter(str(item.get("profile", "tool:unknown")) for item in
+                            json.loads((exported.path / "manifest.json").read_text())["items"])
         calibration, composition = compose_candidate(
             work / "candidate", Path(production.path), calibration, job_tools, config.blend,
             config.tool_experts, config.lr_scale, reporter.log)
