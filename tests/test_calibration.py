@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import loop.finetune.run as finetune_run
 from loop.finetune import request_finetune
 from loop.finetune.calibrate import MIN_PAIRS_PER_TOOL, calibrate_tools
 from loop.worker import run_worker
@@ -30,7 +29,7 @@ from semgan.data import PairedDataset
 from semgan.infer import Predictor
 from store import Store
 from tests.test_infer import _lively_model
-from tests.test_loop_support import add_pairs, install_production
+from tests.test_loop_support import add_pairs, install_production, record_dataset_argument
 from tests.test_train import write_synth_folder
 
 torch.set_num_threads(1)
@@ -196,14 +195,7 @@ def test_fine_tune_job_on_a_drifted_tool_ships_its_calibration(tmp_path: Path) -
 
 def test_fine_tune_on_the_training_tools_adds_no_calibration(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[object] = []
-
-    class Recording(PairedDataset):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            seen.append(kwargs.get("calibration"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(finetune_run, "PairedDataset", Recording)
+    seen = record_dataset_argument(monkeypatch, "calibration")
     with Store.open(tmp_path / "ws") as store:
         install_production(store)
         add_pairs(store, 8)

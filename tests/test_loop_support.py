@@ -87,3 +87,19 @@ def workspace_with_pairs(root: Path, pairs: int = 8) -> Path:
         install_production(store)
         add_pairs(store, pairs)
     return root
+
+
+def record_dataset_argument(monkeypatch, name: str) -> list[object]:
+    """Record the ``name`` keyword of every PairedDataset a fine-tune builds (list filled later)."""
+    import loop.finetune.run as finetune_run
+    from semgan.data import PairedDataset
+
+    seen: list[object] = []
+
+    class Recording(PairedDataset):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(kwargs.get(name))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_run, "PairedDataset", Recording)
+    return seen

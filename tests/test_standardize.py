@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import loop.finetune.run as finetune_run
 from loop.finetune import request_finetune
 from loop.worker import run_worker
 from semgan.config import PRESETS, ConfigError, ExperimentConfig
@@ -18,7 +17,7 @@ from semgan.data import PairedDataset, standardize_sem
 from semgan.infer import Predictor
 from store import Store
 from tests.test_infer import _lively_model, _rectangles
-from tests.test_loop_support import add_pairs, install_production
+from tests.test_loop_support import add_pairs, install_production, record_dataset_argument
 from tests.test_train import write_synth_folder
 
 torch.set_num_threads(1)
@@ -104,14 +103,7 @@ def test_standardised_tiles_match_a_whole_image_pass() -> None:
 
 def test_fine_tune_feeds_standardised_pairs_when_production_standardises(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[object] = []
-
-    class Recording(PairedDataset):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            seen.append(kwargs.get("standardize"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(finetune_run, "PairedDataset", Recording)
+    seen = record_dataset_argument(monkeypatch, "standardize")
     with Store.open(tmp_path / "ws") as store:
         install_production(store, config=STANDARDISED_TINY)
         add_pairs(store, 8)
