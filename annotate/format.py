@@ -93,7 +93,20 @@ def prediction_note(prediction: Prediction | None, model: ModelVersion | None) -
             f"{prediction.seconds:.2f} s · mean confidence "
             f"{number(summary.get('mean'), '{:.3f}')} · uncertain pixels "
             f"{number(100 * summary.get('uncertain_fraction', math.nan), '{:.1f}')} %"
-            + tool_note(summary))
+            + tool_note(summary) + edge_check_note(summary))
+
+
+def edge_check_note(summary: dict) -> str:
+    """What the edge-support check changed: regions whose outline had no edge in the SEM."""
+    if summary.get("edge_check_skipped"):
+        return " · edge check skipped: the SEM's edges are too weak against its noise to judge"
+    flips = int(summary.get("edge_flips") or 0)
+    if flips <= 0:
+        return ""
+    share = 100 * float(summary.get("flipped_fraction") or 0.0)
+    regions = "region" if flips == 1 else "regions"
+    return (f" · edge check flipped **{flips} {regions}** ({share:.1f} % of pixels, confidence 0 "
+            "there): the SEM shows no edge along their outline")
 
 
 def tool_note(summary: dict) -> str:

@@ -41,7 +41,7 @@ class ModelsUI:
 def metrics_text(metrics: dict) -> str:
     """Compact held-out figures: flat keys, or one line per group ({"old": {...}, …})."""
     def line(values: dict) -> str:
-        return " · ".join(f"{label} {fmtr.format(values[key])}" for key, label, fmtr in METRIC_KEYS
+        return " · ".join(f"{label} {fmt.number(values[key], fmtr)}" for key, label, fmtr in METRIC_KEYS
                           if isinstance(values.get(key), int | float))
     parts = [line(metrics)] + [f"{group}: {line(values)}" for group, values in metrics.items()
                                if isinstance(values, dict) and line(values)]

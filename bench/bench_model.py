@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -88,13 +87,24 @@ def inference(device: torch.device, reps: int, seconds: float) -> dict:
 
 
 def whole_image(device: torch.device, size: int = 1024) -> dict:
-    """End-to-end Predictor on a ``size``² image at the model's pixel size (default tiling)."""
-    config = PRESETS["default"]
-    predictor = Predictor(build_models(config, critics=False), config, device=device)
-    image = np.random.default_rng(0).random((size, size), dtype=np.float32)
-    times = _timed(lambda: predictor.predict(image), device, reps=1, min_seconds=0.0)
-    return {"image_px": size, "tile": predictor.tile_size, "overlap": predictor.overlap,
-            "seconds": round(statistics.median(times), 3)}
+    """End-to-end Predictor on a ``size``² aged-tool image at the model's pixel size (default tiling,
+    the shipped weights), with and without the edge-support check, timed in the same run."""
+    from semgan.semsim import PROFILES
+    from semgan.synth import make_pair
+
+    image = make_pair(0, size=size, nm_per_px=4.0, profiles=[PROFILES["aged"]], seed=5).sem_image
+    checked = Predictor.from_dir("default", device=str(device))
+    unchecked = Predictor.from_dir("default", device=str(device), edge_check=None)
+    times = {}
+    for name, predictor in (("without_edge_check", unchecked), ("with_edge_check", checked)):
+        predictor.predict(image)  # warm-up
+        times[name] = statistics.median(_timed(lambda p=predictor: p.predict(image), device, reps=3,
+                                               min_seconds=0.0))
+    return {"image_px": size, "tile": checked.tile_size, "overlap": checked.overlap,
+            "seconds": round(times["with_edge_check"], 3),
+            "seconds_without_edge_check": round(times["without_edge_check"], 3),
+            "edge_check_overhead_ratio": round(times["with_edge_check"] / times["without_edge_check"], 3),
+            "edge_flips": checked.predict(image).edge_flips}
 
 
 def training(device: torch.device, crop: int, batch_size: int, steps: int) -> dict:

@@ -100,7 +100,9 @@ def confidence_summary(result: LayoutPrediction) -> dict:
             "uncertain_fraction": float(np.mean(confidence < UNCERTAIN_BELOW)),
             "p05": float(np.percentile(confidence, 5)),
             "mask_fraction": float(result.mask.mean()),
-            "tool_calibration": result.calibration, "tool_expert": result.expert}
+            "tool_calibration": result.calibration, "tool_expert": result.expert,
+            "edge_flips": result.edge_flips, "flipped_fraction": result.flipped_fraction,
+            "edge_check_skipped": result.edge_check_skipped}
 
 
 def run_model(store: Store, image: np.ndarray, nm_per_px: float, version: int | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +128,21 @@ def pick_examples(manifest: Mapping[str, Any], count: int) -> list[dict[str, Any
 
 
 def examples_figure(data_dir: str | Path, methods: Mapping[str, Method], count: int = 6,
-                    target: str = "layout") -> np.ndarray:
-    """RGB grid, one row per example: SEM | truth | each method's mask (errors tinted red/blue)."""
+                    target: str = "layout", names: Sequence[str] = ()) -> np.ndarray:
+    """RGB grid, one row per example: SEM | truth | each method's mask (errors tinted red/blue).
+
+    ``count`` items spread over the (profile, source) groups, then the items named in ``names``."""
     import cv2  # local: drawing only
 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     nm_per_px = float(manifest["nm_per_px"])
     items = pick_examples(manifest, count)
+    by_name = {item["name"]: item for item in manifest["items"]}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"no items named {', '.join(unknown)} in {data_dir}")
+    items += [by_name[name] for name in names if by_name[name] not in items]
     size, label_h, gap = int(manifest["size"]), 22, 4
     columns = ["SEM", f"truth ({target})", *methods]
     width = len(columns) * (size + gap)

@@ -16,6 +16,7 @@ from semgan.calibration import CalibrationSet, load_calibration
 from semgan.config import ExperimentConfig
 from semgan.data import standardize_sem
 from semgan.device import pick_device
+from semgan.edgecheck import DEFAULT_EDGE_CHECK, EdgeCheckConfig, edge_support_check
 from semgan.errors import SemganError
 from semgan.metrics import MetricError, as_unit_float
 from semgan.model import GanModels
@@ -33,7 +34,11 @@ class PredictionError(SemganError):
 
 @dataclass(frozen=True)
 class LayoutPrediction:
-    """SEM → layout result at the input's size: binary mask, P(feature) and confidence |2p − 1|."""
+    """SEM → layout result at the input's size: binary mask, P(feature) and confidence |2p − 1|.
+
+    Regions the edge-support check flipped (``semgan.edgecheck``) have P(feature) reflected
+    (1 − p, so the mask is still p > 0.5) and confidence 0: the generator and the SEM disagree.
+    """
 
     mask: np.ndarray  # (H, W) bool
     probability: np.ndarray  # (H, W) float32 in [0, 1]
@@ -41,6 +46,9 @@ class LayoutPrediction:
     seconds: float
     calibration: str | None = None  # the tool calibration applied to the input (semgan.calibration)
     expert: bool = False  # that tool's own generator made it (semgan.experts)
+    edge_flips: int = 0  # regions the edge-support check flipped
+    flipped_fraction: float = 0.0  # of the image's pixels
+    edge_check_skipped: bool = False  # the image's edges were too weak against its noise to judge
 
 
 def resolve_model(name: str | Path) -> Path:
@@ -118,8 +126,10 @@ class Predictor:
     def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
                  device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 128,
                  batch_size: int = 8, calibration: CalibrationSet | None = None,
-                 experts: dict[str, nn.Module] | None = None) -> None:
+                 experts: dict[str, nn.Module] | None = None,
+                 edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK) -> None:
         self.config = config
+        self.edge_check = edge_check if edge_check is not None and edge_check.enabled else None
         self.calibration = calibration
         self.card = card or {}
         self.nm_per_px = float(self.card.get("nm_per_px", config.data.nm_per_px))
@@ -160,10 +170,24 @@ class Predictor:
             pixels = standardize_sem(pixels, *standardization)
         expert = self.experts.get(tool) if tool else None
         generator = expert if expert is not None else self.models.sem_to_layout
-        output = self._translate(generator, pixels, nm_per_px)
-        probability = np.clip((output + 1) / 2, 0, 1).astype(np.float32)
-        return LayoutPrediction(probability > 0.5, probability, np.abs(2 * probability - 1),
-                                time.perf_counter() - started, tool, expert is not None)
+        resampled = self._model_scale(pixels, nm_per_px)
+        probability = np.clip((self._run(generator, resampled) + 1) / 2, 0, 1).astype(np.float32)
+        flipped, flips, skipped = None, 0, False
+        if self.edge_check is not None:  # at the model's nm/px, on the whole image
+            checked = edge_support_check((resampled + 1) / 2, probability > 0.5, self.edge_check)
+            skipped = checked.skipped
+            if checked.regions:
+                flipped, flips = checked.flipped, checked.regions
+                probability = np.where(flipped, 1 - probability, probability)
+        height, width = pixels.shape
+        probability = _resize(probability, height, width)
+        confidence = np.abs(2 * probability - 1)
+        if flipped is not None:
+            flipped = _resize(flipped.astype(np.float32), height, width) > 0.5
+            confidence[flipped] = 0.0
+        return LayoutPrediction(probability > 0.5, probability, confidence,
+                                time.perf_counter() - started, tool, expert is not None, flips,
+                                float(flipped.mean()) if flipped is not None else 0.0, skipped)
 
     def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
         """Layout mask (H, W) → simulated SEM image, uint8, same size."""
@@ -171,19 +195,25 @@ class Predictor:
         output = self._translate(self.models.layout_to_sem, pixels, nm_per_px)
         return np.clip((output + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
+    def _model_scale(self, pixels: np.ndarray, nm_per_px: float | None) -> np.ndarray:
+        """[0, 1] image at ``nm_per_px`` → the model's nm/px and value range [-1, 1]."""
+        if nm_per_px is not None and not nm_per_px > 0:
+            raise PredictionError(f"nm_per_px must be positive, got {nm_per_px}")
+        height, width = pixels.shape
+        scale = 1.0 if nm_per_px is None else nm_per_px / self.nm_per_px
+        model_h, model_w = max(1, round(height * scale)), max(1, round(width * scale))
+        return _resize(pixels, model_h, model_w) * 2 - 1
+
+    def _run(self, generator: nn.Module, image: np.ndarray) -> np.ndarray:
+        """Generator output in [-1, 1] for a model-scale image, whole or in tiles."""
+        if self.tile_size is None:
+            return self._run_whole(generator, image)
+        return self._run_tiled(generator, image)
+
     def _translate(self, generator: nn.Module, pixels: np.ndarray, nm_per_px: float | None) -> np.ndarray:
         """[0, 1] image at ``nm_per_px`` → generator output in [-1, 1] at the input's size."""
         height, width = pixels.shape
-        if nm_per_px is not None and not nm_per_px > 0:
-            raise PredictionError(f"nm_per_px must be positive, got {nm_per_px}")
-        scale = 1.0 if nm_per_px is None else nm_per_px / self.nm_per_px
-        model_h, model_w = max(1, round(height * scale)), max(1, round(width * scale))
-        resampled = _resize(pixels, model_h, model_w) * 2 - 1  # model space, [-1, 1]
-        if self.tile_size is None:
-            output = self._run_whole(generator, resampled)
-        else:
-            output = self._run_tiled(generator, resampled)
-        return _resize(output, height, width)
+        return _resize(self._run(generator, self._model_scale(pixels, nm_per_px)), height, width)
 
     def _forward(self, generator: nn.Module, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

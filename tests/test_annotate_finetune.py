@@ -11,7 +11,7 @@ import pytest
 
 from annotate import finetune, finetune_plots, finetune_view
 from annotate.app import build_ui
-from annotate.models import pairs_used
+from annotate.models import metrics_text, pairs_used
 from annotate.studio import Studio
 from loop.finetune import FinetuneConfig
 from loop.gate import Check, GateResult
@@ -283,3 +283,9 @@ def test_every_fine_tune_setting_is_explained_in_the_tab() -> None:
     keys = {k for k, v in FinetuneConfig().to_dict().items() if not isinstance(v, dict)}
     keys |= {f"gate.{k}" for k in FinetuneConfig().to_dict()["gate"]}
     assert sorted(keys - set(finetune_view.CONFIG_NOTES)) == []
+
+
+def test_registry_metrics_show_a_dash_for_a_missing_cd_and_infinity_for_a_missed_feature() -> None:
+    text = metrics_text({"iou": 0.9, "epe_mean_nm": float("inf"), "cd_abs_error_nm": float("nan")})
+    assert text == "IoU 0.900 · EPE ∞ · |CD| —"
+    assert "nan" not in metrics_text({"old": {"iou": 0.5, "cd_abs_error_nm": float("nan")}})

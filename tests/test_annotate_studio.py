@@ -141,6 +141,17 @@ def test_an_upload_report_lists_each_file_and_the_background_job(model_studio: S
                         "is usable meanwhile.")
 
 
+def test_a_prediction_says_what_the_edge_check_flipped() -> None:
+    assert fmt.edge_check_note({}) == ""
+    assert fmt.edge_check_note({"edge_flips": 0, "flipped_fraction": 0.0}) == ""
+    assert fmt.edge_check_note({"edge_flips": 2, "flipped_fraction": 0.0734}) == (
+        " · edge check flipped **2 regions** (7.3 % of pixels, confidence 0 there): the SEM shows "
+        "no edge along their outline")
+    assert "**1 region**" in fmt.edge_check_note({"edge_flips": 1, "flipped_fraction": 0.01})
+    assert fmt.edge_check_note({"edge_check_skipped": True, "edge_flips": 0}) == (
+        " · edge check skipped: the SEM's edges are too weak against its noise to judge")
+
+
 def test_a_foreign_tool_prediction_says_how_it_was_read() -> None:
     assert fmt.tool_note({"tool_calibration": None}) == ""
     assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True}) == \

@@ -125,6 +125,34 @@ def test_evaluate_prints_model_and_baseline_and_writes_json(trained: Path, tmp_p
     assert 0.0 <= result["methods"]["model"]["overall"]["iou"] <= 1.0
 
 
+def test_evaluate_edge_check_both_scores_each_model_with_and_without(trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--model", str(trained), "--data", str(trained.parent / "data"),
+                 "--json", str(out), "--device", "cpu", "--edge-check", "both", "--no-baseline"])
+    assert code == 0
+    methods = json.loads(out.read_text())["methods"]
+    assert set(methods) == {"model", "model (no edge check)"}
+    # a tiny model's speckled masks are exactly what the check changes
+    assert methods["model"]["overall"]["iou"] != methods["model (no edge check)"]["overall"]["iou"]
+
+
+def test_predict_no_edge_check_keeps_the_generators_raw_mask(trained: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(1)
+    sem = np.full((64, 64), 60.0)
+    sem[8:56, 10:20] = sem[8:30, 30:54] = 180.0  # strong edges, so the check judges the image
+    Image.fromarray(np.clip(sem + rng.normal(0, 8, sem.shape), 0, 255).astype(np.uint8)).save(tmp_path / "a.png")
+    common = ["predict", "--model", str(trained), "--input", str(tmp_path / "a.png"), "--device", "cpu",
+              "--nm-per-px", "4"]
+    assert main([*common, "--out", str(tmp_path / "checked")]) == 0
+    assert "edge check flipped" in capsys.readouterr().out
+    assert main([*common, "--out", str(tmp_path / "raw"), "--no-edge-check"]) == 0
+    assert "edge check" not in capsys.readouterr().out
+    checked = np.asarray(Image.open(tmp_path / "checked" / "a.png"))
+    raw = np.asarray(Image.open(tmp_path / "raw" / "a.png"))
+    assert checked.shape == raw.shape and not np.array_equal(checked, raw)
+
+
 def test_evaluate_unknown_model_exits_2(tmp_path: Path) -> None:
     code = main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", str(tmp_path)])
     assert code == 2

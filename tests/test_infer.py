@@ -94,8 +94,25 @@ def test_input_is_resampled_to_the_model_pixel_size() -> None:
 
 
 def test_confidence_is_distance_from_one_half() -> None:
-    prediction = Predictor(build_models(TINY, critics=False), TINY, device="cpu").predict(_rectangles(64, 64))
+    prediction = Predictor(build_models(TINY, critics=False), TINY, device="cpu",
+                           edge_check=None).predict(_rectangles(64, 64))
+    assert prediction.edge_flips == 0 and prediction.flipped_fraction == 0.0
     assert np.allclose(prediction.confidence, np.abs(2 * prediction.probability - 1))
+
+
+def test_edge_check_flips_regions_with_confidence_zero_and_reflected_probability() -> None:
+    """An untrained generator's speckled mask has outlines the SEM does not support: the checked
+    prediction reflects P(feature) there (mask is still p > 0.5) and marks it confidence 0."""
+    models, image = build_models(TINY, critics=False), _rectangles(96, 96)
+    plain = Predictor(models, TINY, device="cpu", edge_check=None).predict(image)
+    checked = Predictor(models, TINY, device="cpu").predict(image)
+    assert checked.edge_flips > 0 and 0 < checked.flipped_fraction < 1
+    flipped = checked.mask != plain.mask
+    assert flipped.mean() == pytest.approx(checked.flipped_fraction)
+    assert np.array_equal(checked.mask, checked.probability > 0.5)
+    assert np.all(checked.confidence[flipped] == 0)
+    kept = ~flipped & (checked.confidence > 0)
+    assert np.allclose(checked.probability[kept], plain.probability[kept], atol=1e-6)
 
 
 def test_prediction_is_deterministic() -> None:

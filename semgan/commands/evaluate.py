@@ -26,7 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=Path,
                         help="also write a PNG grid of examples: SEM | truth | each method")
     parser.add_argument("--examples-count", type=int, default=6)
+    parser.add_argument("--examples-items", default="",
+                        help="comma-separated item names to add to the examples (e.g. hard cases)")
     parser.add_argument("--no-baseline", action="store_true", help="leave out the Otsu baseline")
+    parser.add_argument("--edge-check", choices=("on", "off", "both"), default="on",
+                        help="the Predictor's edge-support check (semgan.edgecheck); 'both' scores "
+                             "each model with it and, as 'NAME (no edge check)', without")
     add_workspace_argument(parser)
 
 
@@ -56,11 +61,24 @@ def run(args: argparse.Namespace) -> int:
     # Baseline first, then the models in the order given: the columns read simple → learned.
     methods = {} if args.no_baseline else {BASELINE: baseline_method}
     used: set[str] = {BASELINE}
+    names = [name.strip() for name in args.examples_items.split(",") if name.strip()]
+    if names:  # a typo fails now, not after the evaluation
+        from semgan.data import read_manifest
+        from semgan.errors import SemganError
+
+        known = {item["name"] for item in read_manifest(args.data)["items"]}
+        if unknown := [name for name in names if name not in known]:
+            raise SemganError(f"--examples-items: no items named {', '.join(unknown)} in {args.data}")
     # Resolve every name first so a bad --model fails before any model is loaded.
     resolved = [(spec, *resolve_model_spec(spec, args.workspace)) for spec in args.model]
     for spec, model_dir, registry_label in resolved:
-        predictor = Predictor.from_dir(resolve_model(model_dir), device=args.device)
-        methods[_label(spec, registry_label, used)] = predictor_method(predictor)
+        label = _label(spec, registry_label, used)
+        if args.edge_check in ("on", "both"):
+            methods[label] = predictor_method(Predictor.from_dir(resolve_model(model_dir), device=args.device))
+        if args.edge_check in ("off", "both"):
+            unchecked = Predictor.from_dir(resolve_model(model_dir), device=args.device, edge_check=None)
+            methods[f"{label} (no edge check)" if args.edge_check == "both" else label] = (
+                predictor_method(unchecked))
     with tqdm(desc="evaluate", unit="img", leave=False) as bar:
         result = evaluate_folder(args.data, methods, target=args.target, limit=args.limit,
                                  progress=bar.update)
@@ -75,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
         from semgan.evaluate import examples_figure
 
-        figure = examples_figure(args.data, methods, args.examples_count, target=args.target)
+        figure = examples_figure(args.data, methods, args.examples_count, target=args.target, names=names)
         args.examples.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(figure).save(args.examples)
         print(f"wrote {args.examples}")

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--tile-size", type=int, default=256, help="tile size in model pixels")
     parser.add_argument("--overlap", type=int, default=128, help="tile overlap in model pixels")
+    parser.add_argument("--no-edge-check", action="store_true",
+                        help="keep the generator's raw mask: skip the edge-support check that flips "
+                             "regions whose outline has no edge in the SEM (semgan.edgecheck)")
     parser.add_argument("--confidence", action="store_true",
                         help="sem2layout: also write NAME_confidence.png (|2p-1| as 0..255)")
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input and write PNGs at the input's pixel size."""
     import numpy as np
 
+    from semgan.edgecheck import DEFAULT_EDGE_CHECK
     from semgan.imageio import load_image, save_png
     from semgan.infer import Predictor
 
@@ -62,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     model_dir, label = resolve_model_spec(args.model, args.workspace)
     if label != args.model:
         print(f"model {label}: {model_dir}", file=sys.stderr)
-    predictor = Predictor.from_dir(model_dir, args.device, tile_size=args.tile_size, overlap=args.overlap)
+    predictor = Predictor.from_dir(model_dir, args.device, tile_size=args.tile_size, overlap=args.overlap,
+                                   edge_check=None if args.no_edge_check else DEFAULT_EDGE_CHECK)
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in files:
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         stem = path.stem if path.stem not in used else f"{path.stem}_{path.suffix.lstrip('.')}"
         used.add(stem)
         target = args.out / f"{stem}.png"
+        checked = ""
         if args.direction == "sem2layout":
             prediction = predictor.predict(loaded.pixels, nm_per_px)
             save_png(target, prediction.mask)
@@ -82,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
                 save_png(args.out / f"{stem}_confidence.png",
                          np.round(prediction.confidence * 255).astype(np.uint8))
             seconds = prediction.seconds
+            if prediction.edge_flips:
+                checked = (f", edge check flipped {prediction.edge_flips} region(s), "
+                           f"{100 * prediction.flipped_fraction:.1f} % of pixels")
         else:
             import time
 
@@ -89,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
             save_png(target, predictor.predict_sem(loaded.pixels > 0.5, nm_per_px))
             seconds = time.perf_counter() - started
         print(f"{path.name} → {target} ({loaded.pixels.shape[1]}×{loaded.pixels.shape[0]} px at "
-              f"{nm_per_px:g} nm/px, {seconds:.2f} s)")
+              f"{nm_per_px:g} nm/px, {seconds:.2f} s{checked})")
     return 0
