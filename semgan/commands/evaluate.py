@@ -95,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
         figure = examples_figure(args.data, methods, args.examples_count, target=args.target, names=names)
         args.examples.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(figure).save(args.examples)
+        # a 256-colour palette: the masks are flat colours, the SEM greys lose nothing visible,
+        # and the file is a quarter of the RGB one's size
+        Image.fromarray(figure).quantize(256, method=Image.Quantize.MEDIANCUT).save(
+            args.examples, optimize=True)
         print(f"wrote {args.examples}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
