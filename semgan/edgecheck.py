@@ -27,8 +27,14 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["DEFAULT_EDGE_CHECK", "EdgeCheckConfig", "EdgeCheckResult", "edge_support_check",
-           "noise_sigma", "smoothed_gradient"]
+from semgan.errors import SemganError
+
+__all__ = ["DEFAULT_EDGE_CHECK", "EdgeCheckConfig", "EdgeCheckError", "EdgeCheckResult",
+           "edge_support_check", "noise_sigma", "smoothed_gradient"]
+
+
+class EdgeCheckError(SemganError):
+    """Impossible edge-check settings, or an image and mask that do not match."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class EdgeCheckConfig:
     def __post_init__(self) -> None:
         if (not self.sigma_px > 0 or not self.pixel_ratio > 0 or not 0 <= self.min_support <= 1
                 or self.min_edge_snr < 0 or self.max_rounds < 1):
-            raise ValueError(f"invalid edge-check settings: {self}")
+            raise EdgeCheckError(f"invalid edge-check settings: {self}")
 
 
 DEFAULT_EDGE_CHECK = EdgeCheckConfig()
@@ -122,12 +128,12 @@ def _weakest_among_neighbours(weak: np.ndarray, fraction: np.ndarray, length: np
     return np.flatnonzero(chosen)
 
 
-def edge_support_check(image: np.ndarray, mask: np.ndarray, config: EdgeCheckConfig = DEFAULT_EDGE_CHECK
-                       ) -> EdgeCheckResult:
-    """Flip the predicted regions whose outline has no edge support in ``image`` ([0, 1], same shape)."""
+def edge_support_check(image: np.ndarray, mask: np.ndarray,
+                       config: EdgeCheckConfig = DEFAULT_EDGE_CHECK) -> EdgeCheckResult:
+    """Flip the regions of ``mask`` whose outline has no edge support in ``image`` (same shape)."""
     mask = np.asarray(mask, dtype=bool)
     if image.shape != mask.shape:
-        raise ValueError(f"image {image.shape} and mask {mask.shape} differ in shape")
+        raise EdgeCheckError(f"image {image.shape} and mask {mask.shape} differ in shape")
     checked = mask.copy()
     if not config.enabled or min(mask.shape) < 3:
         return EdgeCheckResult(checked, np.zeros_like(mask), 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semgan.edgecheck import EdgeCheckConfig, edge_support_check, noise_sigma
+from semgan.edgecheck import EdgeCheckConfig, EdgeCheckError, edge_support_check, noise_sigma
 
 SIZE = 160
 
@@ -125,9 +125,9 @@ def test_disabled_uniform_and_invalid_inputs() -> None:
     flat = edge_support_check(np.full((32, 32), 0.5, np.float32), np.eye(32, dtype=bool))
     assert noise_sigma(np.full((32, 32), 0.5, np.float32)) == 0
     assert flat.mask.shape == (32, 32)  # zero noise: defined, no division by zero
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(EdgeCheckError, match="differ in shape"):
         edge_support_check(sem, predicted[:-1])
-    with pytest.raises(ValueError, match="invalid edge-check settings"):
+    with pytest.raises(EdgeCheckError, match="invalid edge-check settings"):
         EdgeCheckConfig(min_support=1.5)
-    with pytest.raises(ValueError, match="invalid edge-check settings"):
+    with pytest.raises(EdgeCheckError, match="invalid edge-check settings"):
         EdgeCheckConfig(max_rounds=0)
