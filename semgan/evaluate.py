@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from semgan.baseline import otsu_baseline
-from semgan.data import read_manifest
+from semgan.data import DatasetError, read_manifest
 from semgan.imageio import load_image
 from semgan.metrics import aggregate, evaluate_pair
 
@@ -112,8 +112,13 @@ def format_table(result: Mapping[str, Any], group: str = "overall") -> str:
     return "\n".join(render)
 
 
-def pick_examples(manifest: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
-    """Up to ``count`` items spread over (profile, source kind) groups, first of each group first."""
+def pick_examples(manifest: Mapping[str, Any], count: int, names: Sequence[str] = ()
+                  ) -> list[dict[str, Any]]:
+    """Up to ``count`` items spread over (profile, source kind) groups, first of each group first,
+    then the items named in ``names`` (``DatasetError`` for a name the manifest lacks)."""
+    by_name = {item["name"]: item for item in manifest["items"]}
+    if unknown := [name for name in names if name not in by_name]:
+        raise DatasetError(f"no items named {', '.join(unknown)} in the data's manifest")
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for item in manifest["items"]:
         groups[(item.get("profile", "?"), item.get("source", {}).get("kind", "?"))].append(item)
@@ -124,7 +129,7 @@ def pick_examples(manifest: Mapping[str, Any], count: int) -> list[dict[str, Any
             if depth < len(groups[key]) and len(chosen) < count:
                 chosen.append(groups[key][depth])
         depth += 1
-    return chosen
+    return chosen + [by_name[name] for name in names if by_name[name] not in chosen]
 
 
 def examples_figure(data_dir: str | Path, methods: Mapping[str, Method], count: int = 6,
@@ -137,12 +142,7 @@ def examples_figure(data_dir: str | Path, methods: Mapping[str, Method], count: 
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     nm_per_px = float(manifest["nm_per_px"])
-    items = pick_examples(manifest, count)
-    by_name = {item["name"]: item for item in manifest["items"]}
-    unknown = [name for name in names if name not in by_name]
-    if unknown:
-        raise ValueError(f"no items named {', '.join(unknown)} in {data_dir}")
-    items += [by_name[name] for name in names if by_name[name] not in items]
+    items = pick_examples(manifest, count, names)
     size, label_h, gap = int(manifest["size"]), 22, 4
     columns = ["SEM", f"truth ({target})", *methods]
     width = len(columns) * (size + gap)

@@ -153,6 +153,15 @@ def test_predict_no_edge_check_keeps_the_generators_raw_mask(trained: Path, tmp_
     assert checked.shape == raw.shape and not np.array_equal(checked, raw)
 
 
+def test_evaluate_refuses_an_unknown_example_item_before_evaluating(trained: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["evaluate", "--model", str(trained), "--data", str(trained.parent / "data"),
+                 "--examples", str(tmp_path / "x.png"), "--examples-items", "nope", "--device", "cpu"])
+    assert code == 2
+    assert "no items named nope" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_evaluate_unknown_model_exits_2(tmp_path: Path) -> None:
     code = main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", str(tmp_path)])
     assert code == 2

@@ -77,13 +77,13 @@ def test_examples_figure_has_a_column_per_method_and_a_row_per_example(data_dir:
 
 
 def test_examples_figure_adds_named_items_and_refuses_unknown_names(data_dir: Path) -> None:
-    from semgan.data import read_manifest
+    from semgan.data import DatasetError, read_manifest
     from semgan.evaluate import examples_figure
 
     last = read_manifest(data_dir)["items"][-1]["name"]
     figure = examples_figure(data_dir, {BASELINE: baseline_method}, count=1, names=[last])
     assert figure.shape[0] == 22 + 2 * (96 + 4 + 22)
-    with pytest.raises(ValueError, match="no items named nope"):
+    with pytest.raises(DatasetError, match="no items named nope"):
         examples_figure(data_dir, {BASELINE: baseline_method}, count=1, names=["nope"])
 
 

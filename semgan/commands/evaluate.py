@@ -64,11 +64,9 @@ def run(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.examples_items.split(",") if name.strip()]
     if names:  # a typo fails now, not after the evaluation
         from semgan.data import read_manifest
-        from semgan.errors import SemganError
+        from semgan.evaluate import pick_examples
 
-        known = {item["name"] for item in read_manifest(args.data)["items"]}
-        if unknown := [name for name in names if name not in known]:
-            raise SemganError(f"--examples-items: no items named {', '.join(unknown)} in {args.data}")
+        pick_examples(read_manifest(args.data), 0, names)
     # Resolve every name first so a bad --model fails before any model is loaded.
     resolved = [(spec, *resolve_model_spec(spec, args.workspace)) for spec in args.model]
     for spec, model_dir, registry_label in resolved:
