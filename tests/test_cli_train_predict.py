@@ -130,8 +130,10 @@ def test_evaluate_edge_check_both_scores_each_model_with_and_without(trained: Pa
     code = main(["evaluate", "--model", str(trained), "--data", str(trained.parent / "data"),
                  "--json", str(out), "--device", "cpu", "--edge-check", "both", "--no-baseline"])
     assert code == 0
-    methods = json.loads(out.read_text())["methods"]
+    result = json.loads(out.read_text())
+    methods = result["methods"]
     assert set(methods) == {"model", "model (no edge check)"}
+    assert result["edge_check"]["min_support"] == 0.2 and result["edge_check"]["enabled"] is True
     # a tiny model's speckled masks are exactly what the check changes
     assert methods["model"]["overall"]["iou"] != methods["model (no edge check)"]["overall"]["iou"]
 
@@ -181,6 +183,7 @@ def test_export_writes_fp16_generators_with_drift_reference_and_evaluation(train
     card = json.loads((out / "card.json").read_text())
     assert card["drift_reference"]["n_images"] == 6
     assert card["metrics"]["heldout"]["count"] == 6  # the model's own row of the evaluation
+    assert card["evaluations"][0]["edge_check"]["pixel_ratio"] == 0.25  # the settings scored with
     assert set(card["evaluations"][0]["methods"]) == {"model", "otsu-baseline"}
     assert card["export"]["command"].startswith(f"python -m semgan export --model {trained} --out {out}")
     with safe_open(str(out / "weights.safetensors"), "pt") as weights:

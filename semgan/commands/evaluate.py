@@ -99,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
             args.examples, optimize=True)
         print(f"wrote {args.examples}")
     if args.json:
+        from dataclasses import asdict
+
+        from semgan.edgecheck import DEFAULT_EDGE_CHECK
+
+        # which settings produced the figures: models without " (no edge check)" used these
+        result["edge_check"] = asdict(DEFAULT_EDGE_CHECK) if args.edge_check != "off" else None
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1, default=float))
         print(f"\nwrote {args.json}")

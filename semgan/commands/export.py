@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         result = json.loads(path.read_text())
         evaluations.append({
             "data": result["data"], "target": result["target"], "items": result["items"],
-            "nm_per_px": result["nm_per_px"],
+            "nm_per_px": result["nm_per_px"], "edge_check": result.get("edge_check"),
             "methods": {name: {"overall": scores["overall"], "groups": scores["groups"]}
                         for name, scores in result["methods"].items()},
         })
