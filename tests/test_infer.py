@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -113,6 +114,20 @@ def test_edge_check_flips_regions_with_confidence_zero_and_reflected_probability
     assert np.all(checked.confidence[flipped] == 0)
     kept = ~flipped & (checked.confidence > 0)
     assert np.allclose(checked.probability[kept], plain.probability[kept], atol=1e-6)
+
+
+def test_edge_check_runs_at_the_models_pixel_size_and_maps_back() -> None:
+    """At 2 nm/px the check runs on the 4 nm/px image; its flips come back at the input's size."""
+    models, image = build_models(TINY, critics=False), _rectangles(96, 128)
+    checked = Predictor(models, TINY, device="cpu").predict(image, nm_per_px=2.0)
+    plain = Predictor(models, TINY, device="cpu", edge_check=None).predict(image, nm_per_px=2.0)
+    assert checked.mask.shape == (96, 128) and checked.edge_flips > 0
+    assert np.array_equal(checked.mask, checked.probability > 0.5)
+    zero = checked.confidence == 0
+    assert zero.mean() == pytest.approx(checked.flipped_fraction, abs=1e-9)
+    # away from the flips (resampling blends across their border): the generator's own mask
+    near = cv2.dilate(zero.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert np.array_equal(checked.mask[~near], plain.mask[~near])
 
 
 def test_prediction_is_deterministic() -> None:
