@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from semgan.errors import SemganError
+from semgan.semsim.printing import gradient_magnitude
 
 __all__ = ["DEFAULT_EDGE_CHECK", "EdgeCheckConfig", "EdgeCheckError", "EdgeCheckResult",
            "edge_support_check", "noise_sigma", "smoothed_gradient"]
@@ -80,10 +81,7 @@ def noise_sigma(image: np.ndarray) -> float:
 
 def smoothed_gradient(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gradient magnitude (grey level per pixel) of the image after Gaussian smoothing."""
-    smooth = cv2.GaussianBlur(np.asarray(image, dtype=np.float32), (0, 0), sigma_px)
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) / 8
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8
-    return np.hypot(gx, gy)
+    return gradient_magnitude(cv2.GaussianBlur(np.asarray(image, dtype=np.float32), (0, 0), sigma_px))
 
 
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
