@@ -88,6 +88,11 @@ class DataConfig:
     standardize: bool = False
     standardize_mean: float = 0.373
     standardize_std: float = 0.153
+    # Row-drift augmentation (semgan.data.add_row_drift): half the training images get a slow
+    # multiplicative brightness drift from row to row, of relative std up to this value, so the
+    # generator learns that a darker band of rows is not a line end. 0 = off. The aged tool's own
+    # drift (0.06–0.12) made whole stretches of wide lines read as space without it.
+    row_drift_augment: float = 0.0
 
     def sem_standardization(self) -> tuple[float, float] | None:
         """``(mean, std)`` that SEM inputs are standardised to, or None when they are used as is."""
@@ -250,6 +255,8 @@ def validate(config: ExperimentConfig) -> None:
              f"data.standardize_mean must be in (0, 1), got {data.standardize_mean}")
     _require(0 < data.standardize_std <= 0.5,
              f"data.standardize_std must be in (0, 0.5], got {data.standardize_std}")
+    _require(0 <= data.row_drift_augment <= 0.5,
+             f"data.row_drift_augment must be in [0, 0.5], got {data.row_drift_augment}")
     _require(train.steps >= 0, f"train.steps must be ≥ 0, got {train.steps}")
     for key in ("log_every", "sample_every", "checkpoint_every"):
         _require(getattr(train, key) >= 1, f"train.{key} must be ≥ 1, got {getattr(train, key)}")

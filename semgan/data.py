@@ -27,6 +27,18 @@ SPLITS = ("train", "holdout")
 _MIN_STD = 1.0 / 255.0
 
 
+def add_row_drift(sem_image: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """SEM image in [0, 1] × (1 + amplitude · d(row)), d a unit-std drift correlated over H/4 rows.
+
+    The slow brightness drift of a scan from row to row (``semsim`` row_drift): a band of darker
+    rows across a wide line must not read as the line ending.
+    """
+    from semgan.semsim.printing import smooth_noise_1d
+
+    drift = smooth_noise_1d(sem_image.shape[0], sem_image.shape[0] / 4.0, rng)  # (H,)
+    return np.clip(sem_image * (1.0 + np.float32(amplitude) * drift)[:, None], 0.0, 1.0).astype(np.float32)
+
+
 def standardize_sem(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
     """SEM image in [0, 1] → the same image shifted and scaled to ``mean``/``std``, clipped to [0, 1].
 
@@ -91,7 +103,9 @@ class PairedDataset(Dataset):
     With ``augment`` each access takes a random ``crop_size`` crop and random flips, seeded by
     (seed, epoch, index) so a run is reproducible whatever the worker count. Without it, a
     centre crop (or the full image when ``crop_size`` is None). No 90° rotations: the SEM scan
-    direction is physical. ``standardize=(mean, std)`` standardises each full SEM image
+    direction is physical. ``row_drift`` > 0 gives half the augmented images a slow row-to-row
+    brightness drift of relative std up to that value (``add_row_drift``), before standardising.
+    ``standardize=(mean, std)`` standardises each full SEM image
     (``standardize_sem``) before the crop, as ``DataConfig.sem_standardization()`` asks;
     ``calibration`` maps images of a calibrated foreign tool first (``semgan.calibration``).
     """
@@ -100,7 +114,7 @@ class PairedDataset(Dataset):
                  split: str | None = None, *, nm_per_px: float | None = None, holdout_fraction: float = 0.0,
                  seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True,
                  standardize: tuple[float, float] | None = None,
-                 calibration: CalibrationSet | None = None) -> None:
+                 calibration: CalibrationSet | None = None, row_drift: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = read_manifest(self.data_dir)
         self.nm_per_px = float(self.manifest["nm_per_px"])
@@ -137,6 +151,9 @@ class PairedDataset(Dataset):
         self.flip_vertical = flip_vertical
         self.standardize = standardize
         self.calibration = calibration
+        if not 0.0 <= row_drift <= 0.5:
+            raise DatasetError(f"row_drift must be in [0, 0.5], got {row_drift}")
+        self.row_drift = row_drift
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -161,17 +178,20 @@ class PairedDataset(Dataset):
         sem_image, layout_mask = self.load_pair(index)
         if self.calibration is not None:  # the same per-image rule as the Predictor's
             sem_image, _ = self.calibration.apply(sem_image)
-        if self.standardize is not None:
-            sem_image = standardize_sem(sem_image, *self.standardize)
         crop = self.crop_size or self.size
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             top, left = rng.integers(0, self.size - crop + 1, size=2)
             flip_h = self.flip_horizontal and rng.random() < 0.5
             flip_v = self.flip_vertical and rng.random() < 0.5
+            # Drawn after the crop and flips, so a run without drift keeps its crops.
+            if self.row_drift > 0 and rng.random() < 0.5:  # on the full image: drift spans H/4 rows
+                sem_image = add_row_drift(sem_image, rng.uniform(0.0, self.row_drift), rng)
         else:
             top = left = (self.size - crop) // 2
             flip_h = flip_v = False
+        if self.standardize is not None:
+            sem_image = standardize_sem(sem_image, *self.standardize)
         sem_image = sem_image[top:top + crop, left:left + crop]
         layout_mask = layout_mask[top:top + crop, left:left + crop]
         if flip_h:

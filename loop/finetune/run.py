@@ -124,7 +124,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         calibration = calibrate_tools(Path(production.path), anchors.train, exported.path,
                                       reporter.log)
         crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px,
-                    standardize=model_config.data.sem_standardization(), calibration=calibration)
+                    standardize=model_config.data.sem_standardization(), calibration=calibration,
+                    row_drift=model_config.data.row_drift_augment)
         parts = [PairedDataset(anchors.train, seed=config.seed + k, **crop)
                  for k in range(old_repeats)]
         # Distinct seeds: each repeat of a new pair gets its own crop and flips.

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--standardize", action=argparse.BooleanOptionalAction,
                         help="standardise each SEM image's intensity before the generator (default: the "
                              "preset's, or the checkpoint's when resuming or fine-tuning)")
+    parser.add_argument("--row-drift-augment", type=float, metavar="A",
+                        help="give half the training images a slow row-to-row brightness drift of "
+                             "relative std up to A (0 = off; default: the preset's or checkpoint's)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
 
 
@@ -57,7 +60,8 @@ def _config(args: argparse.Namespace, data_nm_per_px: float) -> ExperimentConfig
     train = {"steps": args.steps, "device": args.device, "seed": args.seed,
              "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every}
     data = {"crop_size": args.crop, "batch_size": args.batch, "holdout_fraction": args.holdout_fraction,
-            "num_workers": args.workers, "standardize": args.standardize}
+            "num_workers": args.workers, "standardize": args.standardize,
+            "row_drift_augment": args.row_drift_augment}
     config = config.replace("train", **{k: v for k, v in train.items() if v is not None})
     return config.replace("data", **{k: v for k, v in data.items() if v is not None})
 
@@ -71,6 +75,8 @@ def _command_line(args: argparse.Namespace, config: ExperimentConfig) -> str:
     if config.data.holdout_fraction:
         parts += ["--holdout-fraction", str(config.data.holdout_fraction)]
     parts.append("--standardize" if config.data.standardize else "--no-standardize")
+    if config.data.row_drift_augment:
+        parts += ["--row-drift-augment", str(config.data.row_drift_augment)]
     if args.init_from is not None:
         parts += ["--init-from", str(args.init_from), "--lr-scale", str(_lr_scale(args))]
     world = int(os.environ.get("WORLD_SIZE", 1))
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         split="train" if config.data.holdout_fraction > 0 else None, nm_per_px=config.data.nm_per_px,
         holdout_fraction=config.data.holdout_fraction, seed=config.train.seed,
         flip_horizontal=config.data.flip_horizontal, flip_vertical=config.data.flip_vertical,
-        standardize=config.data.sem_standardization())
+        standardize=config.data.sem_standardization(), row_drift=config.data.row_drift_augment)
     result = fit(config, dataset, args.out, resume=not args.no_resume, init_from=args.init_from,
                  lr_scale=_lr_scale(args), command=_command_line(args, config), progress=True)
     if int(os.environ.get("RANK", 0)) == 0:
