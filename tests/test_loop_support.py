@@ -103,3 +103,17 @@ def record_dataset_argument(monkeypatch, name: str) -> list[object]:
 
     monkeypatch.setattr(finetune_run, "PairedDataset", Recording)
     return seen
+
+
+def finetune_once(workspace: Path, config: ExperimentConfig, pairs: int = 8) -> ModelVersion:
+    """Install ``config``'s tiny production model, add pairs, run one fine-tune job: its candidate."""
+    from loop.finetune import request_finetune
+    from loop.worker import run_worker
+
+    with Store.open(workspace) as store:
+        install_production(store, config=config)
+        add_pairs(store, pairs)
+        job = request_finetune(store)
+        if run_worker(store.workspace, once=True) != 1:
+            raise AssertionError("the worker ran no job")
+        return store.get_model(store.get_job(job.id).result["candidate_version"])

@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from loop.finetune import request_finetune
-from loop.worker import run_worker
 from semgan.__main__ import main
 from semgan.config import PRESETS, ConfigError, ExperimentConfig
 from semgan.data import DatasetError, PairedDataset, add_row_drift
-from store import Store
-from tests.test_loop_support import add_pairs, install_production, record_dataset_argument
+from tests.test_loop_support import finetune_once, record_dataset_argument
 from tests.test_train import write_synth_folder
 
 torch.set_num_threads(1)
@@ -96,9 +93,6 @@ def test_train_cli_records_the_drift_in_config_and_command(tmp_path: Path) -> No
 def test_fine_tune_drifts_its_pairs_when_production_was_trained_with_drift(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = record_dataset_argument(monkeypatch, "row_drift")
-    with Store.open(tmp_path / "ws") as store:
-        install_production(store, config=DRIFTING_TINY)
-        add_pairs(store, 8)
-        request_finetune(store)
-        assert run_worker(store.workspace, once=True) == 1
+    candidate = finetune_once(tmp_path / "ws", DRIFTING_TINY)
+    assert json.loads((Path(candidate.path) / "config.json").read_text())["data"]["row_drift_augment"] == 0.2
     assert seen and all(value == 0.2 for value in seen)

@@ -10,14 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from loop.finetune import request_finetune
-from loop.worker import run_worker
 from semgan.config import PRESETS, ConfigError, ExperimentConfig
 from semgan.data import PairedDataset, standardize_sem
 from semgan.infer import Predictor
-from store import Store
 from tests.test_infer import _lively_model, _rectangles
-from tests.test_loop_support import add_pairs, install_production, record_dataset_argument
+from tests.test_loop_support import finetune_once, record_dataset_argument
 from tests.test_train import write_synth_folder
 
 torch.set_num_threads(1)
@@ -104,11 +101,6 @@ def test_standardised_tiles_match_a_whole_image_pass() -> None:
 def test_fine_tune_feeds_standardised_pairs_when_production_standardises(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = record_dataset_argument(monkeypatch, "standardize")
-    with Store.open(tmp_path / "ws") as store:
-        install_production(store, config=STANDARDISED_TINY)
-        add_pairs(store, 8)
-        job = request_finetune(store)
-        assert run_worker(store.workspace, once=True) == 1
-        candidate = store.get_model(store.get_job(job.id).result["candidate_version"])
+    candidate = finetune_once(tmp_path / "ws", STANDARDISED_TINY)
     assert seen and all(value == (0.373, 0.153) for value in seen)
     assert json.loads((Path(candidate.path) / "config.json").read_text())["data"]["standardize"] is True
