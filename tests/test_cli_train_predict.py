@@ -192,3 +192,22 @@ def test_export_writes_fp16_generators_with_drift_reference_and_evaluation(train
         dtypes = {str(weights.get_tensor(name).dtype) for name in names}
     assert "torch.float16" in dtypes and "torch.float32" not in dtypes
     assert Predictor.from_dir(out, device="cpu").predict(np.zeros((40, 40), np.uint8), 4.0).mask.shape == (40, 40)
+
+
+def test_export_of_a_fine_tuned_model_lists_the_runs_it_grew_from(trained: Path, tmp_path: Path) -> None:
+    data = str(trained.parent / "data")
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["train", "--data", data, "--out", str(first), "--init-from", str(trained), "--steps", "1"]) == 0
+    assert main(["train", "--data", data, "--out", str(second), "--init-from", str(first), "--steps", "1"]) == 0
+    assert main(["export", "--model", str(second), "--out", str(tmp_path / "shipped")]) == 0
+    chain = json.loads((tmp_path / "shipped" / "card.json").read_text())["lineage"]
+    assert [link["model"] for link in chain] == [str(first.resolve()), str(trained.resolve())]
+    assert chain[1]["command"].startswith("python -m semgan train") and chain[1]["steps"] == 3
+    assert chain[0]["command"].endswith(f"--init-from {trained} --lr-scale 0.1")
+
+
+def test_lineage_names_an_ancestor_that_is_gone(tmp_path: Path) -> None:
+    from semgan.commands.export import lineage
+
+    assert lineage({"fine_tuned_from": str(tmp_path / "gone")}) == [
+        {"model": str(tmp_path / "gone"), "missing": True}]

@@ -1,8 +1,8 @@
 """``python -m semgan export``: a trained model folder → a shippable inference model.
 
 Writes generator weights (fp16 by default; the critics too with ``--critics``) + config + card, and records in the card the
-drift reference of the training images and the evaluation result, so the shipped card is
-produced by commands only, never edited by hand.
+drift reference of the training images, the evaluation result and, for a fine-tuned model, the
+runs it grew from (``lineage``), so the shipped card is produced by commands only, never edited by hand.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,12 +68,36 @@ def run(args: argparse.Namespace) -> int:
         own = evaluations[0]["methods"].get(Path(args.model).name)
         if own is not None:
             card["metrics"] = {"heldout": own["overall"], "heldout_data": evaluations[0]["data"]}
+    if card.get("fine_tuned_from"):
+        card["lineage"] = lineage(card)
     card["export"]["command"] = "python -m semgan export " + " ".join(
         shlex.quote(part) for part in _canonical(args))
     _write_json(out / CARD, card)
     size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"exported {args.model} → {out} ({size_mb:.1f} MB)")
     return 0
+
+
+def lineage(card: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
+    """The runs a fine-tuned model grew from, nearest first: folder, command, steps, wall time.
+
+    Read from each ancestor's ``card.json`` (``fine_tuned_from``), so the shipped card holds every
+    command that produced its weights. An ancestor folder that is gone is listed as missing.
+    """
+    from semgan.checkpoint import CARD
+
+    chain: list[dict[str, Any]] = []
+    source = card.get("fine_tuned_from")
+    while source and len(chain) < limit:
+        path = Path(source) / CARD
+        if not path.is_file():
+            chain.append({"model": source, "missing": True})
+            break
+        parent = json.loads(path.read_text())
+        chain.append({"model": source, **{key: parent.get(key) for key in
+                                          ("command", "steps", "wall_seconds", "device", "lr_scale")}})
+        source = parent.get("fine_tuned_from")
+    return chain
 
 
 def _canonical(args: argparse.Namespace) -> list[str]:
