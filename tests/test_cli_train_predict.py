@@ -211,3 +211,19 @@ def test_lineage_names_an_ancestor_that_is_gone(tmp_path: Path) -> None:
 
     assert lineage({"fine_tuned_from": str(tmp_path / "gone")}) == [
         {"model": str(tmp_path / "gone"), "missing": True}]
+
+
+def test_evaluate_with_two_models_prints_and_saves_their_paired_comparison(
+        trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(trained), "--model", str(trained), "--data",
+                 str(trained.parent / "data"), "--json", str(out), "--device", "cpu", "--no-baseline"]) == 0
+    assert "[paired: model vs model']" in capsys.readouterr().out
+    comparison = json.loads(out.read_text())["comparisons"][0]
+    assert (comparison["first"], comparison["second"]) == ("model", "model'")
+    overall_iou = comparison["differences"][0]
+    assert (overall_iou["group"], overall_iou["mean"], overall_iou["better"], overall_iou["worse"]) == (
+        "overall", 0.0, 0, 0)  # the same model twice: no difference on any image
+    assert main(["export", "--model", str(trained), "--out", str(tmp_path / "shipped"), "--evaluation", str(out)]) == 0
+    card = json.loads((tmp_path / "shipped" / "card.json").read_text())
+    assert card["evaluations"][0]["comparisons"][0]["second"] == "model'"

@@ -69,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         pick_examples(read_manifest(args.data), 0, names)
     # Resolve every name first so a bad --model fails before any model is loaded.
     resolved = [(spec, *resolve_model_spec(spec, args.workspace)) for spec in args.model]
+    labels: list[str] = []
     for spec, model_dir, registry_label in resolved:
         label = _label(spec, registry_label, used)
+        labels.append(label)
         if args.edge_check in ("on", "both"):
             methods[label] = predictor_method(Predictor.from_dir(resolve_model(model_dir), device=args.device))
         if args.edge_check in ("off", "both"):
@@ -86,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
     for group in ["overall", *first["groups"]]:
         print(f"\n[{group}]")
         print(format_table(result, group))
+    if len(labels) > 1:  # the first model against each other one, image by image
+        from dataclasses import asdict
+
+        from semgan.compare import compare_methods, format_comparison
+
+        result["comparisons"] = []
+        for other in labels[1:]:
+            differences = compare_methods(result, labels[0], other)
+            print(f"\n[paired: {labels[0]} vs {other}]")
+            print(format_comparison(differences, labels[0], other))
+            result["comparisons"].append({"first": labels[0], "second": other,
+                                          "differences": [asdict(item) for item in differences]})
     if args.examples:
         from PIL import Image
 

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             "nm_per_px": result["nm_per_px"], "edge_check": result.get("edge_check"),
             "methods": {name: {"overall": scores["overall"], "groups": scores["groups"]}
                         for name, scores in result["methods"].items()},
+            "comparisons": result.get("comparisons", []),
         })
     if evaluations:
         card["evaluations"] = evaluations
