@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import bootstrap
 
 from semgan.errors import SemganError
 
@@ -50,10 +51,13 @@ def paired_difference(first: Sequence[float], second: Sequence[float], metric: s
     diff = (a - b)[finite]
     if diff.size == 0:
         return PairedDifference(metric, group, 0, math.nan, math.nan, math.nan, 0, 0, int(a.size))
-    draws = np.random.default_rng(seed).integers(0, diff.size, (resamples, diff.size))
-    means = diff[draws].mean(axis=1)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(means, [tail, 100 - tail]) if diff.size > 1 else (math.nan, math.nan)
+    low = high = math.nan
+    if diff.size > 1 and np.ptp(diff) > 0:
+        interval = bootstrap((diff,), np.mean, confidence_level=CONFIDENCE, n_resamples=resamples,
+                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        low, high = interval.low, interval.high
+    elif diff.size > 1:  # every image differs by the same amount: the interval is that point
+        low = high = float(diff[0])
     sign = 1.0 if higher_is_better else -1.0
     return PairedDifference(metric, group, int(diff.size), float(diff.mean()), float(low), float(high),
                             int((sign * diff > 0).sum()), int((sign * diff < 0).sum()),
