@@ -17,7 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--share", action="store_true",
-                        help="create a public Gradio link (off by default)")
+                        help="create a public Gradio link (off; needs --i-know-share-is-public)")
+    parser.add_argument("--i-know-share-is-public", dest="share_confirmed", action="store_true",
+                        help="confirm that --share serves this workspace to anyone with the link")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="another host name the app is reached under (repeatable; "
+                             "'.example.com' allows its subdomains)")
+    parser.add_argument("--api", action="store_true",
+                        help="document the (non-admin) API endpoints and link the API page")
+    parser.add_argument("--max-file-size", default="300mb",
+                        help="largest upload accepted, e.g. 300mb, 2gb (default 300mb)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="model folder to install as production v1 on an empty workspace "
                              "(default: the shipped semgan/weights/default)")
@@ -40,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     """Start semgan studio."""
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up even when piped to a log
+    from annotate.security import ShareNotConfirmedError, WebPolicy, check_share, red
+    try:
+        share_warning = check_share(args.share, args.share_confirmed)
+    except ShareNotConfirmedError as exc:
+        print(red(f"error: {exc}"), file=sys.stderr)
+        return 2
     from annotate.app import build_ui, launch_kwargs
     from annotate.studio import Studio
     from loop.bootstrap import bootstrap
@@ -59,10 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     studio = Studio(store, notice=no_model_notice(args.model_dir))
     if store.production_model() is None:
         print(f"  {studio.notice}")
-    demo = build_ui(studio)
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                inbrowser=False, show_error=True, **launch_kwargs())
+    policy = WebPolicy(args.host, args.port, tuple(args.allowed_host), args.share, args.api,
+                       args.max_file_size)
+    demo = build_ui(studio, show_api=policy.show_api)
+    demo.queue(default_concurrency_limit=2, api_open=False)
+    if share_warning:
+        print(share_warning, file=sys.stderr)
+    demo.launch(inbrowser=False, show_error=True, **launch_kwargs(policy))
     return 0
 
 

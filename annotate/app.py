@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from annotate import compare, correct, export, finetune, models, review
+from annotate.security import WebPolicy, admin_events, expose_api, launch_options
 from annotate.studio import Studio
 
 TITLE = "semgan studio"
@@ -83,8 +84,8 @@ def header_html(studio: Studio) -> str:
             f"{studio.store.workspace}</span></div>")
 
 
-def build_ui(studio: Studio) -> gr.Blocks:
-    """The whole app as a gr.Blocks, ready to ``launch``."""
+def build_ui(studio: Studio, show_api: bool = False) -> gr.Blocks:
+    """The whole app as a gr.Blocks, ready to ``launch`` (``show_api``: document its API)."""
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
         sample = gr.State(None)  # the sample every tab works on
         queue = gr.State([])  # ids of the Review queue, in its order
@@ -97,15 +98,18 @@ def build_ui(studio: Studio) -> gr.Blocks:
                 correct_ui = correct.build(studio, sample, queue, counters)
             with gr.Tab("Compare", id="compare", elem_id="tab-compare") as compare_tab:
                 compare_ui = compare.build(studio, sample)
-            with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
-                models_ui = models.build(studio, counters)
-            with gr.Tab("Export", id="export", elem_id="tab-export"):
-                export.build(studio)
-            with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune") as finetune_tab:
-                finetune_ui = finetune.build(studio, counters)
+            # Promote, roll back, download, export, fine-tune, cancel, settings: never an API.
+            with admin_events(demo):
+                with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
+                    models_ui = models.build(studio, counters)
+                with gr.Tab("Export", id="export", elem_id="tab-export"):
+                    export.build(studio)
+                with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune") as finetune_tab:
+                    finetune_ui = finetune.build(studio, counters)
         _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
               models_ui, (review_tab, correct_tab, compare_tab, models_tab))
         finetune_tab.select(lambda: finetune.refresh(studio), None, finetune_ui.refresh_outputs)
+        expose_api(demo, show_api)
     return demo
 
 
@@ -160,7 +164,7 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
     gr.Timer(10).tick(studio.counters, None, counters, show_progress="hidden")
 
 
-def launch_kwargs() -> dict:
-    """Styling passed to ``Blocks.launch`` (Gradio 6 takes theme/css/js there)."""
+def launch_kwargs(policy: WebPolicy | None = None) -> dict:
+    """``Blocks.launch`` arguments: styling (Gradio 6 takes theme/css/js there) and the guards."""
     return {"theme": gr.themes.Default(primary_hue="blue", neutral_hue="slate"), "css": CSS,
-            "js": SHORTCUTS_JS}
+            "js": SHORTCUTS_JS, **launch_options(policy or WebPolicy())}
