@@ -1,5 +1,6 @@
 """``python -m loop …``: the feedback loop from the command line (the same calls as the buttons).
 
+    init            what the app's first run does: production model, demo data (headless)
     import-pairs    store SEM/layout file pairs as corrected pairs
     ingest          what the Review tab's upload does: store SEM images, predict them in a job
     finetune        queue what **Fine-tune now** queues (--wait: follow it, exit 1 unless it succeeds)
@@ -20,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from loop.batch import JOB_KIND, expand_paths, ingest_files
+from loop.bootstrap import bootstrap
 from loop.finetune import (
     FinetuneError,
     finetune_config,
@@ -41,6 +43,21 @@ def _job_dict(job: Job | None) -> dict | None:
 
 def _training_jobs(store: Store) -> list[Job]:
     return [j for j in store.list_jobs(limit=50) if j.kind in ("train", "finetune")]
+
+
+def cmd_init(args: argparse.Namespace, store: Store) -> int:
+    """Set a workspace up as the app's first run does: production model, demo data."""
+    if args.demo < 0:
+        print(f"error: --demo must be 0 or more, not {args.demo}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    report = bootstrap(store, None if args.model == "default" else args.model,
+                       demo_count=args.demo, log=print)
+    if report.model_version is None:
+        print(f"error: no production model in {store.workspace}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"workspace {store.workspace} ready: production v{report.model_version}"
+          + ("" if report.installed_model or report.demo_samples else " (already set up)"))
+    return 0
 
 
 def cmd_import_pairs(args: argparse.Namespace, store: Store) -> int:
@@ -228,7 +245,7 @@ def cmd_settings(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
-COMMANDS = {"import-pairs": cmd_import_pairs, "ingest": cmd_ingest, "finetune": cmd_finetune,
+COMMANDS = {"init": cmd_init, "import-pairs": cmd_import_pairs, "ingest": cmd_ingest, "finetune": cmd_finetune,
             "status": cmd_status, "worker": cmd_worker, "check-triggers": cmd_check_triggers, "cancel": cmd_cancel,
             "settings": cmd_settings}
 
@@ -242,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     for p in sub.values():
         p.add_argument("--workspace", default=None, help="workspace folder (default "
                        "$SEMGAN_WORKSPACE or ./workspace)")
+    sub["init"].add_argument("--model", default="default", metavar="default|DIR",
+                             help="model installed as production v1 (default: the shipped one)")
+    sub["init"].add_argument("--demo", type=int, default=12, metavar="N",
+                             help="demo SEM images to add (default 12; 0 for none)")
     sub["import-pairs"].add_argument("--sem", required=True, help="folder of SEM images")
     sub["import-pairs"].add_argument("--layout", required=True,
                                      help="folder of binary layout PNGs with the same names")
