@@ -59,6 +59,10 @@ class ImageTooLargeError(ImageError):
     """The image has more pixels than the allowed limit."""
 
 
+class MultiPageTiffError(ImageError):
+    """The TIFF holds several images (a stack or a series); which one to use is not guessed."""
+
+
 class NonFiniteImageError(ImageError):
     """The image holds NaN or infinite values."""
 
@@ -170,9 +174,26 @@ def _tiff_nm_per_px(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> float | 
     return _resolution_nm(pixels_per_unit, _TIFF_RESUNIT_NM[unit], dpi)
 
 
+def _refuse_stacks(tif: tifffile.TiffFile, name: str, limit: int = 10_000) -> None:
+    """MultiPageTiffError unless the file holds one full image (thumbnails and masks aside)."""
+    frames = 0
+    for index, page in enumerate(tif.pages):
+        if index >= limit:
+            break
+        # NewSubfileType bit 0: a reduced-resolution copy (preview); bit 2: a transparency mask.
+        if not int(getattr(page, "subfiletype", 0) or 0) & 0b101:
+            frames += 1
+    if frames > 1:
+        more = "+" if len(tif.pages) >= limit else ""
+        raise MultiPageTiffError(
+            f"{name}: multi-page TIFF ({frames}{more} images); semgan reads one SEM image per "
+            "file: save the frame to review as its own TIFF or PNG (ImageJ: Image > Duplicate)")
+
+
 def _read_tiff(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, float | None]:
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            _refuse_stacks(tif, name)
             page = tif.pages.first
             _check_size(int(page.imagewidth), int(page.imagelength), max_pixels, name)
             ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False) if c]

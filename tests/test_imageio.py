@@ -19,6 +19,7 @@ from semgan.imageio import (
     EmptyImageError,
     ImageError,
     ImageTooLargeError,
+    MultiPageTiffError,
     NonFiniteImageError,
     NotAnImageError,
     TruncatedImageError,
@@ -177,11 +178,20 @@ def test_planar_rgb_tiff_becomes_grey() -> None:
     assert np.allclose(loaded.pixels, 0.587)
 
 
-def test_multi_page_tiff_uses_the_first_page() -> None:
+def test_multi_page_tiff_is_refused() -> None:
     pages = np.stack([np.full((8, 8), v, np.uint8) for v in (10, 20, 30, 40, 50)])
-    loaded = load_image(_tiff_bytes(pages, photometric="minisblack"))
-    assert loaded.pixels.shape == (8, 8)
-    assert np.allclose(loaded.pixels, 10 / 255)
+    with pytest.raises(MultiPageTiffError, match=r"multi-page TIFF \(5 images\)"):
+        load_image(_tiff_bytes(pages, photometric="minisblack"))
+
+
+def test_a_tiff_with_a_preview_page_reads_its_full_image() -> None:
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tif:
+        tif.write(np.full((16, 16), 200, np.uint8))
+        tif.write(np.full((4, 4), 9, np.uint8), subfiletype=1)  # reduced-resolution preview
+    loaded = load_image(buffer.getvalue())
+    assert loaded.pixels.shape == (16, 16)
+    assert np.allclose(loaded.pixels, 200 / 255)
 
 
 def test_five_channel_tiff_is_unsupported() -> None:
