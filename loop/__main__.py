@@ -29,7 +29,7 @@ from loop.finetune import (
     set_finetune_config,
     with_overrides,
 )
-from loop.pairs import PairImportError, import_pairs
+from loop.pairs import PairImportError, import_pair_folder, import_pairs
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
 from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
 from store import Job, Store, StoreError
@@ -62,7 +62,14 @@ def cmd_init(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_import_pairs(args: argparse.Namespace, store: Store) -> int:
     """Import a folder pair; the automatic trigger then runs as after a UI correction."""
-    report = import_pairs(store, args.sem, args.layout, args.nm_per_px, args.tool, args.author)
+    if args.pairs is not None:
+        report = import_pair_folder(store, args.pairs, args.tool, args.author)
+    elif args.sem and args.layout and args.nm_per_px is not None:
+        report = import_pairs(store, args.sem, args.layout, args.nm_per_px, args.tool,
+                              args.author)
+    else:
+        raise PairImportError("give --pairs DIR (an exported pair folder), or --sem DIR "
+                              "--layout DIR --nm-per-px X")
     for pair in report.imported:
         print(f"imported {pair.name}: sample {pair.sample_id}, pair {pair.pair_id} ({pair.split})")
     for name, reason in report.skipped:
@@ -263,10 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="model installed as production v1 (default: the shipped one)")
     sub["init"].add_argument("--demo", type=int, default=12, metavar="N",
                              help="demo SEM images to add (default 12; 0 for none)")
-    sub["import-pairs"].add_argument("--sem", required=True, help="folder of SEM images")
-    sub["import-pairs"].add_argument("--layout", required=True,
+    sub["import-pairs"].add_argument("--pairs", default=None, metavar="DIR",
+                                     help="a pair folder with manifest.json (an export, synth)")
+    sub["import-pairs"].add_argument("--sem", help="folder of SEM images")
+    sub["import-pairs"].add_argument("--layout",
                                      help="folder of binary layout PNGs with the same names")
-    sub["import-pairs"].add_argument("--nm-per-px", type=float, required=True)
+    sub["import-pairs"].add_argument("--nm-per-px", type=float, default=None)
     sub["import-pairs"].add_argument("--tool", default=None, help="SEM tool name")
     sub["import-pairs"].add_argument("--author", default="import")
     sub["import-pairs"].add_argument("--no-trigger", action="store_true",

@@ -20,6 +20,7 @@ import numpy as np
 
 from loop.predict import drift_reference, score_drift
 from semgan.imageio import ImageError, load_image, save_png, to_uint8
+from semgan.pairfolder import DatasetError, read_pair_folder
 from store import CorrectedPair, Store, StoreError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -30,6 +31,10 @@ PIXEL_SIZE_RTOL = 0.01
 
 class PairImportError(ValueError):
     """The import cannot start: a folder is missing or the pixel size is not a positive number."""
+
+
+class PairFolderImportError(PairImportError):
+    """A pair folder's manifest is missing or malformed (``semgan.pairfolder``'s message)."""
 
 
 @dataclass(frozen=True)
@@ -226,5 +231,32 @@ def import_pairs(store: Store, sem_dir: str | Path, layout_dir: str | Path, nm_p
     if imported:
         store.log_event("pairs_imported", f"imported {len(imported)} corrected pairs from "
                         f"{sem_dir} ({len(skipped)} skipped)",
+                        {"imported": len(imported), "skipped": len(skipped)})
+    return ImportReport(tuple(imported), tuple(skipped))
+
+
+def import_pair_folder(store: Store, data_dir: str | Path, tool: str | None = None,
+                       author: str = "import") -> ImportReport:
+    """Store every pair of a pair folder (an export or a synth folder) as a corrected pair.
+
+    Each pair keeps its own pixel size and tool from the manifest (``tool`` overrides it);
+    synthetic pairs get the tool ``sim:PROFILE``, as the demo images do.
+    """
+    try:
+        folder = read_pair_folder(data_dir)
+    except DatasetError as exc:
+        raise PairFolderImportError(str(exc)) from exc
+    imported, skipped = [], []
+    for item in folder.items:
+        item_tool = tool or item.tool or (f"sim:{item.profile}" if item.profile else None)
+        outcome = _import_one(store, item.name, folder.path / item.sem,
+                              folder.path / item.layout, item.nm_per_px, item_tool, author)
+        if isinstance(outcome, str):
+            skipped.append((item.sem, outcome))
+        else:
+            imported.append(outcome)
+    if imported:
+        store.log_event("pairs_imported", f"imported {len(imported)} corrected pairs from "
+                        f"{folder.path} ({len(skipped)} skipped)",
                         {"imported": len(imported), "skipped": len(skipped)})
     return ImportReport(tuple(imported), tuple(skipped))

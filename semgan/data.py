@@ -1,13 +1,11 @@
-"""Paired SEM/layout datasets in the synth folder format, with crops, flips and a hold-out split.
+"""Paired SEM/layout datasets from a pair folder, with crops, flips and a hold-out split.
 
-Folder: ``DIR/manifest.json`` = ``{"version": 1, "nm_per_px": 4.0, "size": 256, "items":
-[{"name", "sem": "sem/NAME.png", "layout": "layout/NAME.png", ...}, ...]}``.
+The folder's shape (a synth folder or a workspace export) is ``semgan.pairfolder``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from semgan.errors import SemganError
+from semgan.pairfolder import DatasetError, read_pair_folder
+
+__all__ = ["DatasetError", "PairedDataset", "read_manifest"]  # DatasetError lives in pairfolder
 
 if TYPE_CHECKING:
     from semgan.calibration import CalibrationSet
@@ -52,27 +52,9 @@ def standardize_sem(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-class DatasetError(SemganError):
-    """A data folder is missing, malformed, or does not match the model (pixel size, image size)."""
-
-
 def read_manifest(data_dir: str | Path) -> dict[str, Any]:
-    """Load and sanity-check ``DIR/manifest.json``."""
-    path = Path(data_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no manifest.json; create the folder with `python -m semgan synth`") from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON ({err})") from None
-    for key in ("version", "nm_per_px", "size", "items"):
-        if key not in manifest:
-            raise DatasetError(f"{path}: missing key {key!r}")
-    if manifest["version"] not in MANIFEST_VERSIONS:
-        raise DatasetError(f"{path}: manifest version {manifest['version']} is not supported")
-    if not manifest["items"]:
-        raise DatasetError(f"{path}: the manifest lists no items")
-    return manifest
+    """``DIR/manifest.json`` of a synth or exported pair folder as a synth-manifest dict."""
+    return read_pair_folder(data_dir).synth_view()
 
 
 def split_items(items: Sequence[dict], holdout_fraction: float, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -116,9 +98,10 @@ class PairedDataset(Dataset):
                  standardize: tuple[float, float] | None = None,
                  calibration: CalibrationSet | None = None, row_drift: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
-        self.manifest = read_manifest(self.data_dir)
-        self.nm_per_px = float(self.manifest["nm_per_px"])
-        self.size = int(self.manifest["size"])
+        folder = read_pair_folder(self.data_dir)
+        self.manifest = folder.synth_view()
+        self.nm_per_px = folder.nm_per_px
+        self.size = folder.size  # None: images of several sizes (an export); crops needed
         if nm_per_px is not None and not np.isclose(self.nm_per_px, nm_per_px, rtol=1e-6):
             raise DatasetError(
                 f"{self.data_dir}: data is at {self.nm_per_px} nm/px but the model expects {nm_per_px} nm/px; "
@@ -133,17 +116,9 @@ class PairedDataset(Dataset):
                 raise DatasetError(f"{self.data_dir}: the {split!r} split is empty "
                                    f"(holdout_fraction {holdout_fraction}, {len(self.manifest['items'])} items)")
         self.items = items
-        for item in items:
-            for key in ("sem", "layout"):
-                if key not in item:
-                    raise DatasetError(f"{self.data_dir}/manifest.json: item {item.get('name')!r} has no {key!r}")
-                shape = _image_size(self.data_dir / item[key])
-                if shape != (self.size, self.size):
-                    raise DatasetError(
-                        f"{self.data_dir / item[key]}: image is {shape[1]}×{shape[0]} px but the manifest says "
-                        f"{self.size}×{self.size}; mixed sizes are not supported in one folder")
-        if crop_size is not None and crop_size > self.size:
-            raise DatasetError(f"crop size {crop_size} is larger than the {self.size} px images in {self.data_dir}")
+        smallest = self._check_sizes(crop_size)
+        if crop_size is not None and crop_size > smallest:
+            raise DatasetError(f"crop size {crop_size} is larger than the {smallest} px images in {self.data_dir}")
         self.crop_size = crop_size
         self.augment = augment
         self.seed = seed
@@ -155,6 +130,24 @@ class PairedDataset(Dataset):
             raise DatasetError(f"row_drift must be in [0, 0.5], got {row_drift}")
         self.row_drift = row_drift
         self.epoch = 0
+
+    def _check_sizes(self, crop_size: int | None) -> int:
+        """Every listed image exists at its recorded size; returns the smallest side."""
+        smallest = None
+        for item in self.items:
+            shapes = [_image_size(self.data_dir / item[key]) for key in ("sem", "layout")]
+            want = (self.size, self.size) if self.size is not None else shapes[0]
+            for key, shape in zip(("sem", "layout"), shapes, strict=True):
+                if shape != want:
+                    raise DatasetError(
+                        f"{self.data_dir / item[key]}: image is {shape[1]}×{shape[0]} px but "
+                        f"{'the manifest says' if self.size else 'its SEM image is'} "
+                        f"{want[1]}×{want[0]}")
+            smallest = min(smallest or min(want), min(want))
+        if self.size is None and crop_size is None:
+            raise DatasetError(f"{self.data_dir}: images of several sizes need a crop size "
+                               "(--crop) to be batched")
+        return smallest or 0
 
     def __len__(self) -> int:
         """Number of pairs."""
@@ -179,16 +172,20 @@ class PairedDataset(Dataset):
         if self.calibration is not None:  # the same per-image rule as the Predictor's
             sem_image, _ = self.calibration.apply(sem_image)
         crop = self.crop_size or self.size
+        height, width = sem_image.shape
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            top, left = rng.integers(0, self.size - crop + 1, size=2)
+            if height == width:  # the draw of every square (synth) folder, kept reproducible
+                top, left = rng.integers(0, height - crop + 1, size=2)
+            else:
+                top, left = rng.integers(0, (height - crop + 1, width - crop + 1))
             flip_h = self.flip_horizontal and rng.random() < 0.5
             flip_v = self.flip_vertical and rng.random() < 0.5
             # Drawn after the crop and flips, so a run without drift keeps its crops.
             if self.row_drift > 0 and rng.random() < 0.5:  # on the full image: drift spans H/4 rows
                 sem_image = add_row_drift(sem_image, rng.uniform(0.0, self.row_drift), rng)
         else:
-            top = left = (self.size - crop) // 2
+            top, left = (height - crop) // 2, (width - crop) // 2
             flip_h = flip_v = False
         if self.standardize is not None:
             sem_image = standardize_sem(sem_image, *self.standardize)

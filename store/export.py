@@ -1,4 +1,4 @@
-"""Export corrected pairs as PNG files with a JSON and CSV manifest."""
+"""Export corrected pairs as PNG files with a JSON and CSV manifest (``semgan.pairfolder``'s shape)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semgan.pairfolder import PairItem, pairs_manifest
 from store import blobs
 from store.errors import InvalidInputError
 
@@ -31,7 +32,7 @@ def export_pairs(store: Store, out_dir: Path, split: str | None = None) -> Path:
         raise InvalidInputError(f"export target {out_dir} exists and is not a folder")
     (out_dir / "sem").mkdir(parents=True, exist_ok=True)
     (out_dir / "layout").mkdir(exist_ok=True)
-    records = []
+    items = []
     for pair in store.list_pairs(split=split):
         sample = store.get_sample(pair.sample_id)
         stem = f"{sample.id:06d}.png"
@@ -40,19 +41,18 @@ def export_pairs(store: Store, out_dir: Path, split: str | None = None) -> Path:
         (out_dir / "layout" / stem).write_bytes(blobs.read_blob(store.blobs_dir, pair.mask_sha))
         prediction = (store.get_prediction_by_id(pair.prediction_id)
                       if pair.prediction_id is not None else None)
-        records.append({
-            "sample_id": sample.id, "pair_id": pair.id, "version": pair.version,
-            "name": sample.name, "sem_file": f"sem/{stem}", "layout_file": f"layout/{stem}",
-            "nm_per_px": sample.nm_per_px, "height": sample.height, "width": sample.width,
-            "source": sample.source, "tool": sample.tool, "split": pair.split, "kind": pair.kind,
-            "author": pair.author, "created": iso_utc(pair.created),
-            "prediction_id": pair.prediction_id,
-            "prediction_model_version": prediction.model_version if prediction else None,
-            "iou_vs_prediction": pair.iou_vs_prediction, "pixels_added": pair.pixels_added,
-            "pixels_removed": pair.pixels_removed})
-    manifest = {"format": "semgan-pairs/1", "exported": iso_utc(datetime.now(UTC).timestamp()),
-                "workspace": str(store.workspace), "split": split, "count": len(records),
-                "pairs": records}
+        items.append(PairItem(
+            sample.name or stem, f"sem/{stem}", f"layout/{stem}", sample.nm_per_px,
+            sample.height, sample.width, tool=sample.tool, split=pair.split, kind=pair.kind,
+            details={"sample_id": sample.id, "pair_id": pair.id, "version": pair.version,
+                     "source": sample.source, "author": pair.author,
+                     "created": iso_utc(pair.created), "prediction_id": pair.prediction_id,
+                     "prediction_model_version": prediction.model_version if prediction
+                     else None, "iou_vs_prediction": pair.iou_vs_prediction,
+                     "pixels_added": pair.pixels_added, "pixels_removed": pair.pixels_removed}))
+    manifest = pairs_manifest(items, exported=iso_utc(datetime.now(UTC).timestamp()),
+                              workspace=str(store.workspace), split=split)
+    records = manifest["pairs"]
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     with open(out_dir / "manifest.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
