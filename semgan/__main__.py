@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "SEM → layout (or layout → SEM) for an image or a folder, one PNG each"),
     "export": ("export", "turn a trained model into a shippable inference model with its card"),
     "evaluate": ("evaluate", "metrics of models next to the Otsu baseline on a paired data folder"),
+    "overlay": ("overlay", "register a SEM image to its design (GDS/OASIS): offset, EPE, markers, contours"),
 }
 
 
