@@ -13,6 +13,7 @@ import numpy as np
 from store import blobs, migrations
 from store.base import StoreBase, dumps, loads, row_to_event
 from store.connection import BUSY_TIMEOUT_S, busy_message, is_busy
+from store.designs import DesignsMixin
 from store.errors import DatabaseBusyError, InvalidInputError, WorkspaceError
 from store.export import export_pairs
 from store.jobs import DEFAULT_STALE_AFTER_S, JobsMixin
@@ -32,7 +33,7 @@ def resolve_workspace(workspace: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-class Store(PairsMixin, ModelsMixin, JobsMixin, StoreBase):
+class Store(DesignsMixin, PairsMixin, ModelsMixin, JobsMixin, StoreBase):
     """A workspace: samples, predictions, corrected pairs, models, jobs, events, settings.
 
     Safe to share between threads (one SQLite connection per thread) and between processes

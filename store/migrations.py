@@ -88,10 +88,22 @@ def _v3_settings_and_job_host(db: Database) -> None:
     db["jobs"].add_column("host", str)
 
 
+def _v4_sample_designs(db: Database) -> None:
+    """The design clip attached to a sample (store.designs) and its registration."""
+    db["sample_designs"].create({
+        "sample_id": int, "design_sha": str, "file_name": str, "suffix": str, "cell": str,
+        "layer": int, "datatype": int, "center_x_nm": float, "center_y_nm": float,
+        "search_nm": float, "registration_json": str, "created": float, "updated": float,
+    }, pk="sample_id", foreign_keys=[("sample_id", "samples", "id")],
+        not_null=["design_sha", "file_name", "suffix", "layer", "datatype", "center_x_nm",
+                  "center_y_nm", "search_nm", "created", "updated"])
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1_base_tables,
     _v2_drift_and_indexes,
     _v3_settings_and_job_host,
+    _v4_sample_designs,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
