@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from loop.finetune import FinetuneError, request_finetune
+from loop.finetune.config import wrong_type
 from semgan.drift import DriftConfig, alarm
 from store import Job, JobConflictError, Store
 
@@ -44,6 +45,8 @@ class TriggerSettings:
     drift_alarm_min_flagged: int = 5  # flagged among them to raise the alarm
 
     def __post_init__(self) -> None:
+        if problem := wrong_type(self):
+            raise TriggerError(f"trigger setting: {problem}")
         checks = [(isinstance(self.auto_trigger, bool), "auto_trigger must be true or false"),
                   (self.threshold >= 1, "threshold must be ≥ 1"),
                   (self.min_pairs_for_drift >= 1, "min_pairs_for_drift must be ≥ 1"),

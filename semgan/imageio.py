@@ -318,6 +318,8 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
         array, nm_per_px = _read_pillow(data, kind, name, max_pixels)
     if array.ndim < 2:
         raise UnsupportedImageError(f"{name}: pixel array of shape {array.shape} is not an image")
+    if array.dtype.kind not in "biuf":  # complex, bytes, objects: no grey level to take
+        raise UnsupportedImageError(f"{name}: pixel type {array.dtype} is not supported")
     grey, mode = _to_grey(array, name)
     pixels, bit_depth = _scale(grey, array.dtype, name)
     pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32)

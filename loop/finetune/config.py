@@ -21,6 +21,21 @@ class FinetuneError(ValueError):
     """A fine-tune cannot start or run: no production model, no corrected pairs, bad config."""
 
 
+def wrong_type(settings: object) -> str | None:
+    """Why a field of a settings dataclass holds the wrong kind of value (text for a number)."""
+    for f in dataclasses.fields(settings):  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING:
+            continue
+        value, want = getattr(settings, f.name), type(f.default)
+        if want is bool and not isinstance(value, bool):
+            return f"{f.name} must be true or false, got {value!r}"
+        if want in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"{f.name} must be a number, got {value!r}"
+        if want is str and not isinstance(value, str):
+            return f"{f.name} must be text, got {value!r}"
+    return None
+
+
 class JobCancelled(Exception):
     """Someone asked the job to stop; the run ends without registering a candidate."""
 
@@ -75,6 +90,8 @@ class FinetuneConfig:
     gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
+        if problem := wrong_type(self):
+            raise FinetuneError(f"fine-tune config: {problem}")
         checks = [(self.epochs >= 1, "epochs must be ≥ 1"),
                   (0.0 < self.new_fraction < 1.0, "new_fraction must be in (0, 1)"),
                   (0.0 < self.lr_scale <= 1.0, "lr_scale must be in (0, 1]"),
