@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from annotate import compare, correct, export, finetune, models, review
+from annotate import compare, correct, export, finetune, models, overlay, review
 from annotate.security import WebPolicy, admin_events, expose_api, launch_options
 from annotate.studio import Studio
 
@@ -61,7 +61,9 @@ SHORTCUTS_JS = """
 () => {
   const keys = {j: ['next-btn', 'correct-next-btn'], arrowright: ['next-btn', 'correct-next-btn'],
                 k: ['prev-btn', 'correct-prev-btn'], arrowleft: ['prev-btn', 'correct-prev-btn'],
-                a: ['accept-btn'], c: ['correct-btn'], s: ['skip-btn']};
+                a: ['accept-btn'], c: ['correct-btn'], s: ['skip-btn'],
+                4: ['design-nudge-left'], 6: ['design-nudge-right'], 8: ['design-nudge-up'],
+                2: ['design-nudge-down']};
   document.addEventListener('keydown', (event) => {
     const target = event.target;
     const tag = (target && target.tagName || '').toLowerCase();
@@ -109,6 +111,7 @@ def build_ui(studio: Studio, show_api: bool = False) -> gr.Blocks:
         _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
               models_ui, (review_tab, correct_tab, compare_tab, models_tab))
         finetune_tab.select(lambda: finetune.refresh(studio), None, finetune_ui.refresh_outputs)
+        overlay.wire_correction(studio, review_ui.design, correct_ui, tabs, queue, sample)
         expose_api(demo, show_api)
     return demo
 

@@ -63,8 +63,12 @@ def _reload(sem_image: np.ndarray, mask: np.ndarray) -> tuple[gr.ImageEditor, np
     return gr.ImageEditor(value=editing.editor_value(sem_image, mask)), mask
 
 
-def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: str = "") -> list:
-    """Outputs of ``CorrectUI.load_outputs``: the sample in the editor, its prediction layered."""
+def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: str = "",
+         start_mask: np.ndarray | None = None) -> list:
+    """Outputs of ``CorrectUI.load_outputs``: the sample in the editor, its prediction layered.
+
+    ``start_mask`` (e.g. the registered design clip) replaces the prediction as the layer drawn on.
+    """
     if sample_id is None:
         return [None, None, None, "### Nothing to correct\nThe queue is empty.",
                 gr.ImageEditor(value=None), gr.Radio(choices=[], value=None), None, message,
@@ -76,15 +80,16 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
     position = (f"({queue_ids.index(sample_id) + 1} of {len(queue_ids)} in the queue)"
                 if sample_id in queue_ids else "")
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
+    start = predicted if start_mask is None else start_mask
     scale = editing.edit_scale(view.sem_image.shape)
     shown_at = "" if scale == 1 else f" (edited at {scale:.0%} scale; untouched edges stay exact)"
     return [sample_id, sample_id, view.prediction.id if view.prediction else None,
             fmt.sample_header(view.sample, position) + shown_at,
-            gr.ImageEditor(value=editing.editor_value(view.sem_image, predicted),
+            gr.ImageEditor(value=editing.editor_value(view.sem_image, start),
                            **_tools(width, view.sem_image.shape)),
             gr.Radio(choices=[s[0] for s in steps], value=label),
-            _preview(render.change_picture(view.sem_image, predicted, predicted)), message,
-            None, "Rectangle tool: click two opposite corners on the result image.", predicted]
+            _preview(render.change_picture(view.sem_image, predicted, start)), message,
+            None, "Rectangle tool: click two opposite corners on the result image.", start]
 
 
 def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> CorrectUI:

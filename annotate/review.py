@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from annotate import format as fmt
-from annotate import render
+from annotate import overlay, render
 from annotate.studio import QUEUE_ORDERS, QueueFilter, Studio, after_removal, step_in_queue
 from loop.batch import IngestBatch, ingest_files
 from store import StoreError
@@ -40,6 +40,7 @@ class ReviewUI:
     skip_btn: gr.Button
     status: gr.Markdown
     tool_filter: gr.Dropdown
+    design: overlay.OverlayUI | None = None  # the Design overlay section
 
 
 def _row(sample) -> list:
@@ -178,6 +179,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                                 format="png", interactive=False, elem_id="zoom-image",
                                 visible=False, height=420, buttons=["fullscreen"],
                                 elem_classes="sg-pixelated")
+            design = overlay.build(studio, sample)
     zoom_center = gr.State(None)
     filters = [order, uncorrected, source, tool, flagged]
     view_outputs = [zoom_center, sample, header, badge, note, sem_img, pred_img, overlay_img,
@@ -277,4 +279,4 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     upload_btn.click(upload, [files, nm_in, tool_in, *filters, show_contour, opacity, zoom_factor],
                      [upload_status, table, queue, queue_note, counters, tool, *view_outputs])
     return ReviewUI(filters, table, queue_note, refresh_btn, view_outputs, zoom_center, prev_btn,
-                    next_btn, accept_btn, correct_btn, skip_btn, status, tool)
+                    next_btn, accept_btn, correct_btn, skip_btn, status, tool, design)
