@@ -93,6 +93,9 @@ def build(studio: Studio, sample: gr.State) -> OverlayUI:
                                     placeholder="blank: from the sample's name, else search the cell",
                                     max_lines=1, elem_id="design-center")
                 search = gr.Number(value=200, minimum=0, label="Search ± (nm)", elem_id="design-search")
+                signal = gr.Radio(["auto", "prediction", "edges", "both"], value="auto",
+                                  label="Register on (auto: the prediction, else the SEM's edges)",
+                                  elem_id="design-signal")
         attach_btn = gr.Button("Attach and register", variant="primary", elem_id="design-attach-btn")
         note = gr.Markdown(elem_id="design-note")
         with gr.Row():
@@ -134,11 +137,12 @@ def build(studio: Studio, sample: gr.State) -> OverlayUI:
             return ov.show(studio, current, message)
         return handler
 
-    def do_attach(current, upload, cell_name, layer_text, centre, radius):
+    def do_attach(current, upload, cell_name, layer_text, centre, radius, use):
         if not upload:
             raise SemganError("choose a design file (GDS, OASIS or GLP) first")
         path = upload if isinstance(upload, str) else upload.name
-        return ov.attach(studio, current, path, cell_name, layer_text, centre, float(radius or 0))
+        return ov.attach(studio, current, path, cell_name, layer_text, centre, float(radius or 0),
+                         use or "auto")
 
     def do_export(current):
         if current is None:
@@ -149,7 +153,7 @@ def build(studio: Studio, sample: gr.State) -> OverlayUI:
             gr.Warning(str(exc))
             return f"Export failed: {exc}"
 
-    attach_btn.click(guarded(do_attach), [sample, design_file, cell, layer, center, search],
+    attach_btn.click(guarded(do_attach), [sample, design_file, cell, layer, center, search, signal],
                      show_outputs)
     for name, (sx, sy) in NUDGES.items():
         nudge_btns[name].click(guarded(lambda current, size, sx=sx, sy=sy: nudge(

@@ -27,7 +27,7 @@ from semgan.design.clip import (
     parse_layer,
     search_window,
 )
-from semgan.design.register import Registration, design_to_pixels
+from semgan.design.register import Registration, RegistrationConfig, design_to_pixels
 from semgan.design.site import SiteResult, measure, register_site
 from semgan.errors import SemganError
 from store import StoreError
@@ -134,11 +134,14 @@ def epe_summary_html(view: SiteView) -> str:
     if view.probability is None:
         return "<div class='sg-muted'>No prediction: EPE needs a model.</div>"
     s = view.result.epe.summary()
+
+    def nm(key: str, sign: str = "") -> str:
+        return "—" if not math.isfinite(s[key]) else f"{s[key]:{sign}.2f} nm"
     return (f"<table class='sg-metrics' id='design-epe-summary-table'><caption>EPE vs design "
             f"(signed, per {view.result.epe.step_nm:g} nm segment)</caption><tr><th>mean |EPE|</th>"
             f"<th>p95 |EPE|</th><th>max |EPE|</th><th>bias</th><th>segments</th><th>missing</th>"
-            f"</tr><tr><td>{s['mean_abs_nm']:.2f} nm</td><td>{s['p95_abs_nm']:.2f} nm</td>"
-            f"<td>{s['max_abs_nm']:.2f} nm</td><td>{s['mean_nm']:+.2f} nm</td>"
+            f"</tr><tr><td>{nm('mean_abs_nm')}</td><td>{nm('p95_abs_nm')}</td>"
+            f"<td>{nm('max_abs_nm')}</td><td>{nm('mean_nm', '+')}</td>"
             f"<td>{s['segments']}</td><td>{s['missing']}</td></tr></table>")
 
 
@@ -164,7 +167,7 @@ def site_view(studio: Studio, sample_id: int) -> SiteView | None:
 
 
 def attach(studio: Studio, sample_id: int, path: str, cell: str, layer: str, center: str,
-           search_nm: float) -> str:
+           search_nm: float, signal: str = "auto") -> str:
     """Store the design with the sample and register it; a note on where the centre came from."""
     sample = studio.store.get_sample(sample_id)
     source = DesignSource(path, (cell or "").strip() or None, parse_layer(layer or "34/0"))
@@ -183,7 +186,7 @@ def attach(studio: Studio, sample_id: int, path: str, cell: str, layer: str, cen
                                         search_nm=float(search_nm), file_name=Path(path).name)
     probability, _ = _prediction(studio, sample_id)
     result = register_site(layout, studio.store.sample_image(sample_id), sample.nm_per_px, site,
-                           float(search_nm), probability)
+                           float(search_nm), probability, RegistrationConfig(signal=signal))
     studio.store.save_registration(sample_id, result.registration.to_dict())
     return f"Site centre {site[0]:g}, {site[1]:g} nm ({origin}), searched ±{design.search_nm:g} nm."
 
