@@ -20,6 +20,7 @@ from semgan.design.simulated import (
     procedural_layout,
     rates,
 )
+from semgan.layouts import rasterize
 
 SHARED_LAYOUTS = Path(__file__).resolve().parents[1].parent / "shared" / "layouts"
 GF180 = SHARED_LAYOUTS / "gf180mcu"
@@ -108,3 +109,14 @@ def test_flat_prediction_is_refused():
 def test_unknown_signal_is_refused():
     with pytest.raises(RegistrationError):
         RegistrationConfig(signal="phase")
+
+
+def test_auto_falls_back_on_sem_edges_when_the_prediction_fits_nowhere():
+    layout = procedural_layout("routing", 480, 4.0, seed=2)
+    case = make_case(layout, "routing", profile="clean", seed=3)
+    clip = rasterize_clip(layout, case.believed_center_nm, case.sem_image.shape, 4.0, 200.0)
+    lost = procedural_layout("routing", 256, 4.0, seed=11)  # a model's output of another site
+    wrong = rasterize(lost.polygons, (0, 0, 1024, 1024), 4.0)
+    reg = register(clip, wrong, case.sem_image, RegistrationConfig(**TRANSLATION_ONLY))
+    assert reg.signal == "edges"
+    assert abs(reg.dx_nm - case.offset_nm[0]) <= 8.0 and abs(reg.dy_nm - case.offset_nm[1]) <= 8.0

@@ -263,10 +263,9 @@ def _refine(clip: DesignClip, pairs, v: int, u: int, config: RegistrationConfig
     return chosen[1], chosen[2], chosen[0], chosen[3], chosen[4]
 
 
-def register(clip: DesignClip, prediction: np.ndarray | None = None,
-             sem_image: np.ndarray | None = None,
-             config: RegistrationConfig = RegistrationConfig()) -> Registration:
-    """Find the design placement of the image: offset (sub-pixel), rotation/scale, confidence."""
+def _register_signal(clip: DesignClip, prediction: np.ndarray | None,
+                     sem_image: np.ndarray | None, config: RegistrationConfig) -> Registration:
+    """Registration on one signal choice (``config.signal`` is not "auto" here)."""
     pairs = _signals(clip, prediction, sem_image, config)
     surface = _combined(clip, pairs)
     v, u = np.unravel_index(int(np.argmax(surface)), surface.shape)
@@ -288,3 +287,21 @@ def register(clip: DesignClip, prediction: np.ndarray | None = None,
         signal=used_signal(config.signal, prediction is not None, sem_image is not None),
         search_nm=float(m * p),
         alternatives=tuple((float((ou - m) * p), float((m - ov) * p), score) for ov, ou, score in others))
+
+
+def register(clip: DesignClip, prediction: np.ndarray | None = None,
+             sem_image: np.ndarray | None = None,
+             config: RegistrationConfig = RegistrationConfig()) -> Registration:
+    """Find the design placement of the image: offset (sub-pixel), rotation/scale, confidence.
+
+    "auto" trusts the prediction; where its fit is ambiguous (a model lost on a foreign tool
+    predicts something the design only half matches) and the SEM is given, the SEM's edges
+    are tried too and the less ambiguous, more confident of the two is kept.
+    """
+    if config.signal != "auto" or prediction is None or sem_image is None:
+        return _register_signal(clip, prediction, sem_image, config)
+    by_prediction = _register_signal(clip, prediction, None, replace(config, signal="prediction"))
+    if not by_prediction.ambiguous:
+        return by_prediction
+    by_edges = _register_signal(clip, None, sem_image, replace(config, signal="edges"))
+    return min((by_prediction, by_edges), key=lambda r: (r.ambiguous, -r.confidence))
