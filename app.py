@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.app import build_ui, launch_kwargs
     from annotate.studio import Studio
     from loop.bootstrap import bootstrap
+    from loop.shutdown import sigterm_as_keyboard_interrupt, stop_worker
+    from loop.worker import resume_pending
     from store import Store, StoreError
 
     try:
@@ -80,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=2, api_open=False)
     if share_warning:
         print(share_warning, file=sys.stderr)
-    demo.launch(inbrowser=False, show_error=True, **launch_kwargs(policy))
+    if (pid := resume_pending(store)) is not None:
+        print(f"  jobs waiting: worker pid {pid} resumes them")
+    sigterm_as_keyboard_interrupt()  # SIGTERM closes the server like Ctrl-C, then we get here
+    try:
+        demo.launch(inbrowser=False, show_error=True, **launch_kwargs(policy))
+    finally:
+        if (pid := stop_worker(store.workspace)) is not None:  # its job resumes next start
+            print(f"stopped worker pid {pid}")
     return 0
 
 

@@ -137,7 +137,7 @@ def _follow(store: Store, job_id: int, respawns: int = 2) -> int:
             print(f"  step {job.step}/{job.total} ({job.progress:.0%}{eta})", flush=True)
         if not job.active:
             break
-        if job.status == "queued" and time.monotonic() - queued_since > 30 \
+        if job.status in ("queued", "interrupted") and time.monotonic() - queued_since > 30 \
                 and worker_pid(store.workspace) is None:
             if respawns == 0:
                 print(f"no worker picked up job {job_id}; see {store.logs_dir / LOG_NAME}",

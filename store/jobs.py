@@ -2,6 +2,8 @@
 
 A worker heartbeats (every progress update does); a running job whose heartbeat stopped or
 whose process is gone is marked failed by recover_stale_jobs, which runs on open and polls.
+A worker that is asked to shut down marks its job ``interrupted`` (``interrupt_job``); the next
+worker claims it again like a queued job and resumes it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def row_to_job(row: dict) -> Job:
         cancel_requested=bool(row["cancel_requested"]))
 
 
+def row_result(row: dict) -> dict | None:
+    """The result stored on a jobs row (an interrupted job's resume state)."""
+    return loads(row["result_json"])
+
+
 class JobsMixin(StoreBase):
     """The job queue."""
 
@@ -78,12 +85,14 @@ class JobsMixin(StoreBase):
         with self._write() as db:
             if kind in TRAINING_JOB_KINDS:
                 busy = db.execute(
-                    "SELECT id, kind, status FROM jobs WHERE status IN ('queued', 'running') "
+                    "SELECT id, kind, status FROM jobs WHERE status IN ('queued', 'running', "
+                    "'interrupted') "
                     "AND kind IN ('train', 'finetune') ORDER BY id LIMIT 1").fetchone()
                 if busy is not None:
                     raise JobConflictError(
                         f"{busy[1]} job {busy[0]} is already {busy[2]}; wait for it to finish "
-                        "or cancel it before starting another training run")
+                        "(an interrupted one resumes with the next worker) or cancel it before "
+                        "starting another training run")
             row = {"kind": kind, "params_json": dumps(params), "status": "queued",
                    "created": time.time(), "step": 0, "total": 0, "log_json": "[]",
                    "last_losses_json": "{}", "cancel_requested": 0}
@@ -92,20 +101,34 @@ class JobsMixin(StoreBase):
             return row_to_job(self._job_row(db, job_id))
 
     def claim_job(self, worker_pid: int, kinds: tuple[str, ...] | None = None) -> Job | None:
-        """Atomically move the oldest queued job (of ``kinds``) to running for this worker."""
+        """Atomically move the oldest queued or interrupted job (of ``kinds``) to running."""
         kinds = tuple(kinds or JOB_KINDS)
         marks = ", ".join("?" * len(kinds))
         with self._write() as db:
-            found = db.execute(f"SELECT id FROM jobs WHERE status = 'queued' AND kind IN ({marks}) "
-                               "ORDER BY id LIMIT 1", kinds).fetchone()
+            found = db.execute(f"SELECT id, status FROM jobs WHERE status IN ('queued', "
+                               f"'interrupted') AND kind IN ({marks}) ORDER BY id LIMIT 1",
+                               kinds).fetchone()
             if found is None:
                 return None
             now = time.time()
             db["jobs"].update(found[0], {"status": "running", "started": now, "heartbeat": now,
                                          "pid": int(worker_pid), "host": socket.gethostname()})
             row = self._job_row(db, found[0])
-            self._event(db, "job_started", f"{row['kind']} job {row['id']} started by worker "
+            verb = "resumed" if found[1] == "interrupted" else "started"
+            self._event(db, f"job_{verb}", f"{row['kind']} job {row['id']} {verb} by worker "
                         f"pid {worker_pid}", {"job_id": row["id"], "pid": worker_pid})
+            return row_to_job(row)
+
+    def interrupt_job(self, job_id: int, reason: str, resume: dict | None = None) -> Job:
+        """A running job stops resumable: its worker shuts down; ``resume`` goes in its result."""
+        with self._write() as db:
+            self._running_row(db, job_id)
+            db["jobs"].update(job_id, {"status": "interrupted", "pid": None, "error": reason,
+                                       "result_json": None if resume is None else
+                                       dumps(check_dict(resume, "job resume state"))})
+            row = self._job_row(db, job_id)
+            self._event(db, "job_interrupted", f"{row['kind']} job {job_id} interrupted: "
+                        f"{reason}", {"job_id": job_id})
             return row_to_job(row)
 
     def update_job_progress(self, job_id: int, step: int, total: int,
@@ -152,7 +175,7 @@ class JobsMixin(StoreBase):
                                     f"not {status!r}")
         with self._write() as db:
             row = self._job_row(db, job_id)
-            if row["status"] != "running" and not (row["status"] == "queued"
+            if row["status"] != "running" and not (row["status"] in ("queued", "interrupted")
                                                    and status == "cancelled"):
                 raise JobStateError(f"job {job_id} is already {row['status']}; it cannot "
                                     f"become {status}")
@@ -166,11 +189,13 @@ class JobsMixin(StoreBase):
             return row_to_job(self._job_row(db, job_id))
 
     def request_cancel(self, job_id: int) -> Job:
-        """Cancel a queued job now, or ask a running job's worker to stop at its next step."""
+        """Cancel a queued or interrupted job now, or ask a running job's worker to stop."""
         with self._write() as db:
             row = self._job_row(db, job_id)
-            if row["status"] == "queued":
-                return self.finish_job(job_id, "cancelled", error="cancelled before it started")
+            if row["status"] in ("queued", "interrupted"):
+                when = "before it started" if row["status"] == "queued" else "while interrupted"
+                return self.finish_job(job_id, "cancelled", row_result(row),
+                                       error=f"cancelled {when}")
             if row["status"] == "running" and not row["cancel_requested"]:
                 db["jobs"].update(job_id, {"cancel_requested": 1})
                 self._event(db, "job_cancel_requested", f"cancel requested for job {job_id}",

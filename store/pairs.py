@@ -176,4 +176,4 @@ class PairsMixin(SamplesMixin, StoreBase):
                 models=scalar("SELECT COUNT(*) FROM models"),
                 drift_flagged=scalar("SELECT COUNT(*) FROM samples WHERE drift_flagged = 1"),
                 active_jobs=scalar(
-                    "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"))
+                    "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running', 'interrupted')"))

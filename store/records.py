@@ -14,8 +14,11 @@ SPLITS = ("train", "holdout")
 MODEL_STATUSES = ("production", "candidate", "rejected", "archived")
 JOB_KINDS = ("train", "finetune", "batch_predict", "evaluate")
 TRAINING_JOB_KINDS = ("train", "finetune")  # at most one of these queued/running at a time
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "interrupted", "succeeded", "failed", "cancelled")
 FINISHED_JOB_STATUSES = ("succeeded", "failed", "cancelled")
+# "interrupted": its worker shut down (SIGTERM/SIGINT) and kept a checkpoint; the next worker
+# resumes it, or the user cancels it. Until then it counts as active (one training job at once).
+ACTIVE_JOB_STATUSES = ("queued", "running", "interrupted")
 AUDIT_ACTIONS = ("promote", "rollback", "reject")
 
 
@@ -136,8 +139,8 @@ class Job:
 
     @property
     def active(self) -> bool:
-        """True while queued or running."""
-        return self.status in ("queued", "running")
+        """True while queued, running or interrupted (to be resumed)."""
+        return self.status in ACTIVE_JOB_STATUSES
 
 
 @dataclass(frozen=True)

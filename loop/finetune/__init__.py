@@ -17,6 +17,7 @@ from loop.finetune.config import (
     FinetuneConfig,
     FinetuneError,
     JobCancelled,
+    JobInterrupted,
     finetune_config,
     parse_overrides,
     request_finetune,
@@ -34,7 +35,7 @@ from loop.finetune.run import (
 
 __all__ = [
     "CONFIG_SETTING", "TRIGGERS", "FinetuneConfig", "FinetuneError", "FinetuneOutcome",
-    "JobCancelled", "JobProgress", "LossMonitor", "PrintReporter", "Reporter", "cpu_threads",
+    "JobCancelled", "JobInterrupted", "JobProgress", "LossMonitor", "PrintReporter", "Reporter", "cpu_threads",
     "finetune_config", "mix_repeats", "parse_overrides", "prepare_init", "request_finetune",
     "run_finetune", "set_finetune_config", "with_overrides",
 ]

@@ -40,6 +40,17 @@ class JobCancelled(Exception):
     """Someone asked the job to stop; the run ends without registering a candidate."""
 
 
+class JobInterrupted(JobCancelled):
+    """The worker is shutting down (SIGTERM/SIGINT): the job stops resumable, not cancelled.
+
+    ``resume`` is what the next run of the job needs (e.g. the candidate awaiting the gate).
+    """
+
+    def __init__(self, message: str, resume: dict | None = None) -> None:
+        super().__init__(message)
+        self.resume = resume
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Everything a fine-tune does, shown in the UI before launch (``to_dict``).

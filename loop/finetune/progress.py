@@ -12,7 +12,8 @@ from semgan.train.callbacks import Callback, RunInfo
 class Reporter(Protocol):
     """Where a running fine-tune reports: the job row (worker) or the terminal (scripts)."""
 
-    cancelled: bool
+    cancelled: bool  # stop now: cancelled, or (with ``interrupted``) the worker shuts down
+    interrupted: bool  # the worker shuts down: stop resumable, keep the checkpoint
 
     def log(self, line: str) -> None:
         """A line for the job log."""
@@ -27,7 +28,7 @@ class Reporter(Protocol):
 class PrintReporter:
     """A Reporter for scripts and benchmarks: prints, never cancelled."""
 
-    cancelled = False
+    cancelled = interrupted = False
 
     def log(self, line: str) -> None:
         """Print the line."""

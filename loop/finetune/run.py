@@ -17,7 +17,13 @@ import torch
 from loop.anchor import ensure_anchor_sets
 from loop.finetune.blend import compose_candidate
 from loop.finetune.calibrate import calibrate_tools
-from loop.finetune.config import DEFAULT_IMAGE_SIZE, FinetuneConfig, FinetuneError, JobCancelled
+from loop.finetune.config import (
+    DEFAULT_IMAGE_SIZE,
+    FinetuneConfig,
+    FinetuneError,
+    JobCancelled,
+    JobInterrupted,
+)
 from loop.finetune.progress import JobProgress, LossMonitor, Reporter
 from loop.pairs import export_split
 from semgan.calibration import save_calibration
@@ -98,7 +104,10 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         raise FinetuneError("there is no production model to fine-tune")
     threads = cpu_threads(config.cpu_threads)
     torch.set_num_threads(threads)
-    cutoff = max((p.id for p in store.list_pairs(include_history=True)), default=0)
+    work = store.models_dir / f".finetune-job{job_id or os.getpid()}.partial"
+    resumed = take_resume(store, job_id, production.version, work, reporter)
+    cutoff = resumed["cutoff"] if resumed else \
+        max((p.id for p in store.list_pairs(include_history=True)), default=0)
     model_config = read_config(production.path)
     nm_per_px = float(production.card.get("nm_per_px") or model_config.data.nm_per_px)
     tile = config.tile_size or int(production.card.get("data_recipe", {}).get("size")
@@ -108,8 +117,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
     reporter.log(f"anchor sets at {nm_per_px:g} nm/px, {tile} px: {anchors.train} "
                  f"({config.anchor_train}), {anchors.test} ({config.anchor_test})"
                  + (f", generated {', '.join(anchors.created)}" if anchors.created else ""))
-    work = store.models_dir / f".finetune-job{job_id or os.getpid()}.partial"
-    shutil.rmtree(work, ignore_errors=True)
+    if not resumed:
+        shutil.rmtree(work, ignore_errors=True)
     try:
         exported = export_split(store, work / "corrected_train", "train", nm_per_px, tile, cutoff)
         for line in exported.skipped:
@@ -159,14 +168,16 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
                   "new_fraction": round(new_share, 4), "max_pair_id": cutoff,
                   "calibrated_tools": {t.tool: {"gain": round(t.gain, 4), "offset": round(t.offset, 4)}
                                        for t in (calibration.tools if calibration else ())}}
-        result = fit(train_config, dataset, work / "candidate", [progress], resume=False,
+        result = fit(train_config, dataset, work / "candidate", [progress], resume=bool(resumed),
                      init_from=init_dir, lr_scale=config.lr_scale, data_recipe=recipe,
                      command=f"python -m loop finetune (job {job_id})")
+        if result.stop_reason == "interrupted" or (progress.cancelled and reporter.interrupted):
+            keep_for_resume(store, job_id, work, {"cutoff": cutoff, "step": result.step,
+                                                  "production_version": production.version})
+            raise JobInterrupted(f"the worker shut down at step {result.step} of {steps}; the "
+                                 "checkpoint is kept and the next worker resumes from it")
         if progress.cancelled:
             raise JobCancelled(f"cancelled at step {result.step} of {steps}")
-        if result.stop_reason == "interrupted":
-            raise FinetuneError(f"the worker was interrupted (SIGINT/SIGTERM) at step "
-                                f"{result.step} of {steps}")
         job_tools = Counter(str(item.get("profile", "tool:unknown")) for item in
                             json.loads((exported.path / "manifest.json").read_text())["items"])
         calibration, composition = compose_candidate(
@@ -215,3 +226,36 @@ def _register(store: Store, trained: Path, config: dict, summary: dict, referenc
     weights_sha = hashlib.sha256((target / "weights.safetensors").read_bytes()).hexdigest()
     return store.register_model(target, weights_sha, config, card, production.version, summary,
                                 {}, status="candidate", data_cutoff_pair_id=cutoff)
+
+
+def resume_dir(store: Store, job_id: int | None) -> Path:
+    """Where an interrupted fine-tune keeps its work folder (checkpoint included)."""
+    return store.models_dir / f".finetune-job{job_id or os.getpid()}.resume"
+
+
+def keep_for_resume(store: Store, job_id: int | None, work: Path, state: dict) -> None:
+    """Move the work folder aside with ``resume.json`` so the job's next run picks it up."""
+    (work / "resume.json").write_text(json.dumps(state))
+    target = resume_dir(store, job_id)
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+
+
+def take_resume(store: Store, job_id: int | None, production_version: int, work: Path,
+                reporter: Reporter) -> dict | None:
+    """The saved state of an interrupted run moved back to ``work``, or None (start afresh)."""
+    saved = resume_dir(store, job_id)
+    try:
+        state = json.loads((saved / "resume.json").read_text())
+    except (OSError, ValueError):
+        shutil.rmtree(saved, ignore_errors=True)
+        return None
+    if state.get("production_version") != production_version:
+        reporter.log(f"production changed since the interruption (v{state.get('production_version')}"
+                     f" → v{production_version}): starting over")
+        shutil.rmtree(saved, ignore_errors=True)
+        return None
+    shutil.rmtree(work, ignore_errors=True)
+    saved.rename(work)
+    reporter.log(f"resuming from the checkpoint saved at step {state['step']}")
+    return state
