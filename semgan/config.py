@@ -109,7 +109,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # mixed precision on CUDA only; the CPU always trains in fp32
+    amp: bool = True  # mixed precision (see ``precision``); False trains in plain fp32
+    # auto | fp32 | bf16 | fp16 (CUDA only). auto: bf16 autocast on GPUs and on CPUs with native
+    # bf16 (AVX-512 BF16 / AMX), fp16 + loss scaling on older GPUs, fp32 elsewhere.
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,8 @@ def validate(config: ExperimentConfig) -> None:
     _require(0 <= data.row_drift_augment <= 0.5,
              f"data.row_drift_augment must be in [0, 0.5], got {data.row_drift_augment}")
     _require(train.steps >= 0, f"train.steps must be ≥ 0, got {train.steps}")
+    _require(train.precision in ("auto", "fp32", "bf16", "fp16"),
+             f"train.precision must be auto, fp32, bf16 or fp16, got {train.precision!r}")
     for key in ("log_every", "sample_every", "checkpoint_every"):
         _require(getattr(train, key) >= 1, f"train.{key} must be ≥ 1, got {getattr(train, key)}")
 

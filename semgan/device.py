@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -43,7 +45,7 @@ def describe_device(device: torch.device) -> str:
 
 @dataclass
 class Precision:
-    """Autocast + loss scaling for one device: fp32 on CPU, bf16 (or fp16 with a GradScaler) on CUDA."""
+    """Autocast + loss scaling for one device: fp32, bf16, or fp16 with a GradScaler (CUDA)."""
 
     device: torch.device
     dtype: torch.dtype | None = None  # None: full fp32, no autocast
@@ -72,13 +74,56 @@ class Precision:
             self.scaler.update()
 
 
-def make_precision(device: torch.device, amp: bool = True) -> Precision:
-    """bf16 autocast on CUDA GPUs that support it, fp16 + GradScaler on older ones, fp32 otherwise."""
-    if not amp or device.type != "cuda":
-        return Precision(device)
-    if torch.cuda.is_bf16_supported():
-        return Precision(device, torch.bfloat16)
-    return Precision(device, torch.float16, torch.amp.GradScaler("cuda"))
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""What ``--precision`` accepts: ``auto`` = the fastest this device runs natively."""
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), so oneDNN runs bf16
+    convolutions faster than fp32; elsewhere bf16 is emulated and slower, and ``auto`` keeps fp32."""
+    if os.environ.get("SEMGAN_CPU_BF16") in ("0", "1"):  # override for tests and odd kernels
+        return os.environ["SEMGAN_CPU_BF16"] == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to tell, stay on fp32
+        return False
+    return bool(torch.backends.mkldnn.is_available()) and (" avx512_bf16" in flags or " amx_bf16" in flags)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None = plain fp32.
+
+    ``auto``: bf16 on CUDA GPUs that support it (fp16 on older ones) and on CPUs with native bf16,
+    fp32 otherwise. ``bf16``/``fp16`` are honoured as asked (fp16 only on CUDA).
+    """
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise DeviceError("fp16 autocast needs a CUDA device; use bf16 or fp32 on the CPU")
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32`` / ``bf16`` / ``fp16`` for an autocast dtype."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def make_precision(device: torch.device, amp: bool = True, precision: str = "auto") -> Precision:
+    """Training precision: ``amp`` off → fp32; else ``precision`` (``auto``: bf16 on GPUs and on
+    CPUs with native bf16, fp16 + GradScaler on older GPUs, fp32 otherwise). Master weights,
+    optimizer state and the loss reductions stay fp32 (autocast casts only the convs/matmuls)."""
+    dtype = autocast_dtype(device, precision) if amp else None
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return Precision(device, dtype, scaler)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from semgan.errors import SemganError
 from semgan.semsim.printing import gradient_magnitude
@@ -72,11 +71,22 @@ class EdgeCheckResult:
     skipped: bool = False  # edges too weak against the noise to judge (min_edge_snr)
 
 
+QUANTILE_PIXELS = 1 << 20
+"""Image statistics (noise, strong-edge gradient) are read off at most about this many pixels."""
+
+
+def _sample(values: np.ndarray) -> np.ndarray:
+    """A regular grid of about ``QUANTILE_PIXELS`` of ``values`` (all of them in smaller images):
+    a quantile of a million pixels is as good as of four, at a quarter of the sort."""
+    step = max(1, int(np.ceil(np.sqrt(values.size / QUANTILE_PIXELS))))
+    return values[::step, ::step]
+
+
 def noise_sigma(image: np.ndarray) -> float:
     """Robust pixel-noise sigma of a [0, 1] image: MAD of its residual from a 3×3 median."""
     image = np.ascontiguousarray(image, dtype=np.float32)
     residual = image - cv2.medianBlur(image, 3)
-    return float(1.4826 * np.median(np.abs(residual)))
+    return float(1.4826 * np.median(np.abs(_sample(residual))))
 
 
 def smoothed_gradient(image: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -84,27 +94,37 @@ def smoothed_gradient(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return gradient_magnitude(cv2.GaussianBlur(np.asarray(image, dtype=np.float32), (0, 0), sigma_px))
 
 
-_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+
+
+def _label4(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected labels 1..n of ``mask`` in raster order (as ``ndimage.label``), 0 elsewhere."""
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    return labels, count - 1
 
 
 def _region_support(mask: np.ndarray, supported: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Label the regions of mask and complement; per region: outline length, supported fraction;
     and the (k, 2) label pairs of regions that touch, one per touching pixel pair."""
-    fg, n_fg = ndimage.label(mask, structure=_CROSS)
-    bg, n_bg = ndimage.label(~mask, structure=_CROSS)
+    # OpenCV's labelling and slicing instead of scipy's: 5× less time on a 2048² image.
+    fg, n_fg = _label4(mask)
+    bg, n_bg = _label4(~mask)
     labels = np.where(mask, fg, bg + n_fg)
     # a region's outline: its pixels with a 4-neighbour of the other value, off the image border
-    outline = mask ^ ndimage.binary_erosion(mask, _CROSS, border_value=1)
-    outline |= ~mask ^ ndimage.binary_erosion(~mask, _CROSS, border_value=1)
+    across_x = mask[:, :-1] != mask[:, 1:]
+    across_y = mask[:-1] != mask[1:]
+    outline = np.zeros_like(mask)
+    outline[:, :-1] |= across_x
+    outline[:, 1:] |= across_x
+    outline[:-1] |= across_y
+    outline[1:] |= across_y
     outline[[0, -1], :] = False
     outline[:, [0, -1]] = False
     count = n_fg + n_bg + 1
     length = np.bincount(labels[outline], minlength=count)
     good = np.bincount(labels[outline & supported], minlength=count)
     fraction = np.divide(good, length, out=np.ones(count), where=length > 0)
-    across_x = labels[:, :-1] != labels[:, 1:]  # (repeated pairs are harmless downstream)
-    across_y = labels[:-1] != labels[1:]
+    # regions touch exactly where the mask changes value (repeated pairs are harmless downstream)
     pairs = np.concatenate([np.stack([labels[:, :-1][across_x], labels[:, 1:][across_x]], 1),
                             np.stack([labels[:-1][across_y], labels[1:][across_y]], 1)])
     return labels, length, fraction, pairs
@@ -137,7 +157,7 @@ def edge_support_check(image: np.ndarray, mask: np.ndarray,
         return EdgeCheckResult(checked, np.zeros_like(mask), 0)
     sigma = noise_sigma(image)
     gradient = smoothed_gradient(image, config.sigma_px)
-    strong = float(np.percentile(gradient, 99))
+    strong = float(np.percentile(_sample(gradient), 99))
     if strong < config.min_edge_snr * sigma:
         return EdgeCheckResult(checked, np.zeros_like(mask), 0, skipped=True)
     # a flat, noise-free image has sigma 0: then any gradient at all is support
@@ -150,6 +170,8 @@ def edge_support_check(image: np.ndarray, mask: np.ndarray,
         if weak.size == 0:
             break
         chosen = _weakest_among_neighbours(weak, fraction, length, pairs)
-        checked[np.isin(labels, chosen)] ^= True
+        flip = np.zeros(len(length), bool)
+        flip[chosen] = True
+        checked ^= flip[labels]
         flips += len(chosen)
     return EdgeCheckResult(checked, checked != mask, flips)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,15 @@ from torch import nn
 from semgan.calibration import CalibrationSet, load_calibration
 from semgan.config import ExperimentConfig
 from semgan.data import standardize_sem
-from semgan.device import pick_device
+from semgan.device import autocast_dtype, pick_device, precision_name
 from semgan.edgecheck import DEFAULT_EDGE_CHECK, EdgeCheckConfig, edge_support_check
 from semgan.errors import SemganError
 from semgan.metrics import MetricError, as_unit_float
 from semgan.model import GanModels
+from semgan.tiling import blend_window, plan_axis
+
+__all__ = ["DEFAULT_MODEL_DIR", "LayoutPrediction", "ModelNotFoundError", "PredictionError", "Predictor",
+           "blend_window", "resolve_model"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "weights" / "default"
 
@@ -93,41 +98,15 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def blend_window(tile_size: int, overlap: int) -> np.ndarray:
-    """(T, T) tile weights: ~0 on the outer overlap/4 band, a sin² cross-fade, 1 in the middle.
-
-    A conv net's output near a tile edge is spoiled by zero padding (over about 2**(n_down+1)
-    px), so that band is discarded where a neighbour covers it; across the rest of the overlap
-    two neighbours' weights sum to 1. The 1e-6 floor keeps image-border pixels, which only one
-    tile covers.
-    """
-    ramp = np.ones(tile_size, np.float64)
-    if overlap > 0:
-        margin = overlap // 4
-        fade = overlap - 2 * margin
-        rising = np.zeros(overlap)
-        rising[margin:overlap - margin] = np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade) ** 2
-        rising[overlap - margin:] = 1.0
-        ramp[:overlap] = rising
-        ramp[-overlap:] = np.minimum(ramp[-overlap:], rising[::-1])
-    ramp = np.maximum(ramp, 1e-6)
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    return [*range(0, length - tile, stride), length - tile]
-
-
 class Predictor:
     """Runs a trained model in both directions on images of any size and pixel size."""
 
     def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
-                 device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 128,
+                 device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 32,
                  batch_size: int = 8, calibration: CalibrationSet | None = None,
                  experts: dict[str, nn.Module] | None = None,
-                 edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK) -> None:
+                 edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK, precision: str = "auto",
+                 max_tile: int | None = None) -> None:
         self.config = config
         self.edge_check = edge_check if edge_check is not None and edge_check.enabled else None
         self.calibration = calibration
@@ -140,13 +119,20 @@ class Predictor:
         if tile_size is not None and not 0 <= overlap < tile_size:
             raise PredictionError(f"overlap must be in [0, tile_size), got {overlap}")
         self.tile_size, self.overlap, self.batch_size = tile_size, overlap, max(1, batch_size)
+        self.max_tile = max_tile  # None: tiles up to 9/4 · tile_size where that saves work (semgan.tiling)
+        # Weights stay fp32; autocast runs the convs in bf16/fp16 where that is native and fast.
+        self.dtype = autocast_dtype(self.device, precision)
+        self.precision = precision_name(self.dtype)
+        # channels_last (NHWC) is the layout oneDNN's and cuDNN's fast conv kernels use: without
+        # it every conv reorders its input and output (measured: 39.7 → 17.3 ms per bf16 tile).
         self.models = models.to(self.device).float().eval()  # BatchNorm running stats, dropout off
+        self.models.to(memory_format=torch.channels_last)
         # Tool name → that tool's own SEM→layout generator (semgan.experts), chosen per image.
-        self.experts = {tool: expert.to(self.device).float().eval()
+        self.experts = {tool: expert.to(self.device).float().eval().to(memory_format=torch.channels_last)
                         for tool, expert in (experts or {}).items()}
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path, device: str = "auto", **tiling: Any) -> Predictor:
+    def from_dir(cls, model_dir: str | Path, device: str = "auto", **options: Any) -> Predictor:
         """Load an inference export or a full checkpoint (``"default"`` = the shipped model)."""
         from semgan.checkpoint import load_checkpoint
         from semgan.experts import load_experts
@@ -154,7 +140,7 @@ class Predictor:
         folder = resolve_model(model_dir)
         checkpoint = load_checkpoint(folder, "cpu", generators_only=True)
         calibration = load_calibration(folder)
-        return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **tiling,
+        return cls(checkpoint.models, checkpoint.config, checkpoint.card, device, **options,
                    calibration=calibration,
                    experts=load_experts(folder, calibration, checkpoint.config))
 
@@ -216,9 +202,15 @@ class Predictor:
         return _resize(self._run(generator, self._model_scale(pixels, nm_per_px)), height, width)
 
     def _forward(self, generator: nn.Module, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             tensor = torch.from_numpy(batch).to(self.device)[:, None]  # (B, 1, h, w)
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
             return generator(tensor)[:, 0].float().cpu().numpy()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _pad(self, image: np.ndarray, minimum: int) -> np.ndarray:
         """Mirror-pad bottom/right to a multiple of 2**n_down (and at least ``minimum``)."""
@@ -232,21 +224,23 @@ class Predictor:
         return self._forward(generator, self._pad(image, 0)[None])[0, :height, :width]
 
     def _run_tiled(self, generator: nn.Module, image: np.ndarray) -> np.ndarray:
-        tile = self.tile_size
         height, width = image.shape
-        padded = self._pad(image, tile)  # smaller images run as a single tile
+        padded = self._pad(image, self.tile_size)  # smaller images run as a single tile
         # Tile corners on multiples of 2**n_down: the strided convs then sample the same pixel
         # phases as a whole-image pass, so tile interiors reproduce it exactly (without attention).
-        stride = max(self.multiple, (tile - self.overlap) // self.multiple * self.multiple)
-        corners = [(y, x) for y in _starts(padded.shape[0], tile, stride)
-                   for x in _starts(padded.shape[1], tile, stride)]
-        window = blend_window(tile, tile - stride)
+        overlap = min(self.overlap, self.tile_size - self.multiple)
+        rows = plan_axis(padded.shape[0], self.tile_size, overlap, self.multiple, self.max_tile)
+        cols = plan_axis(padded.shape[1], self.tile_size, overlap, self.multiple, self.max_tile)
+        corners = [(y, x) for y in rows.starts for x in cols.starts]
+        # Overlaps are ≥ ``overlap`` everywhere; the window fades over that span, and the weight
+        # normalisation below makes any larger overlap blend just as smoothly.
+        window = blend_window(rows.tile, overlap, cols.tile)
         total = np.zeros(padded.shape, np.float32)
         weight = np.zeros(padded.shape, np.float32)
         for first in range(0, len(corners), self.batch_size):
             chunk = corners[first:first + self.batch_size]
-            tiles = np.stack([padded[y:y + tile, x:x + tile] for y, x in chunk]).astype(np.float32)
+            tiles = np.stack([padded[y:y + rows.tile, x:x + cols.tile] for y, x in chunk]).astype(np.float32)
             for (y, x), out in zip(chunk, self._forward(generator, tiles), strict=True):
-                total[y:y + tile, x:x + tile] += out * window
-                weight[y:y + tile, x:x + tile] += window
+                total[y:y + rows.tile, x:x + cols.tile] += out * window
+                weight[y:y + rows.tile, x:x + cols.tile] += window
         return (total / weight)[:height, :width]

@@ -55,18 +55,34 @@ def _lively_model(image: np.ndarray) -> nn.Module:
 def test_tiled_prediction_matches_a_whole_image_pass() -> None:
     image = _rectangles(384, 512)
     models = _lively_model(image)
-    tiled = Predictor(models, TINY, device="cpu", tile_size=256, overlap=128).predict(image)
-    whole = Predictor(models, TINY, device="cpu", tile_size=None).predict(image)
+    tiled = Predictor(models, TINY, device="cpu", tile_size=256, overlap=128, max_tile=256,
+                      precision="fp32").predict(image)
+    whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32").predict(image)
     assert whole.probability.std() > 0.1
     interior = np.s_[32:-32, 32:-32]
     assert np.abs(tiled.probability - whole.probability)[interior].max() < 1e-4
 
 
+def test_adaptive_tiles_match_a_whole_image_pass() -> None:
+    """Tiles of several lengths (semgan.tiling.plan_axis) on a 720×1200 image: the same interior
+    when the overlap clears the zero-padding band, and no hard seams at a small overlap."""
+    image = _rectangles(720, 1200)
+    models = _lively_model(image)
+    whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32", edge_check=None).predict(image)
+    wide = Predictor(models, TINY, device="cpu", tile_size=160, overlap=128, precision="fp32",
+                     edge_check=None).predict(image)
+    assert np.abs(wide.probability - whole.probability)[32:-32, 32:-32].max() < 1e-4
+    narrow = Predictor(models, TINY, device="cpu", tile_size=128, overlap=32, precision="fp32",
+                       edge_check=None).predict(image)
+    assert np.abs(narrow.probability - whole.probability)[32:-32, 32:-32].mean() < 0.01
+
+
 def test_small_overlap_still_blends_without_hard_seams() -> None:
     image = _rectangles(384, 512)
     models = _lively_model(image)
-    tiled = Predictor(models, TINY, device="cpu", tile_size=128, overlap=64).predict(image)
-    whole = Predictor(models, TINY, device="cpu", tile_size=None).predict(image)
+    tiled = Predictor(models, TINY, device="cpu", tile_size=128, overlap=64, max_tile=128,
+                      precision="fp32").predict(image)
+    whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32").predict(image)
     assert np.abs(tiled.probability - whole.probability)[32:-32, 32:-32].mean() < 0.01
 
 

@@ -136,7 +136,8 @@ def _fit(config: ExperimentConfig, dataset: PairedDataset, out_dir: Path, callba
     resuming = checkpoint is not None and source == out_dir
     state = checkpoint.state if resuming else TrainState()
     models = checkpoint.models if checkpoint is not None else build_models(config, seed=config.train.seed)
-    models.to(device).train()
+    # channels_last: the layout the fast bf16/AMX and cuDNN conv kernels work in (bench_model).
+    models.to(device).to(memory_format=torch.channels_last).train()
     scale = checkpoint.card.get("lr_scale", 1.0) if resuming else lr_scale
     if checkpoint is None:
         optimizers = build_optimizers(models, config.optim, scale)
@@ -150,7 +151,7 @@ def _fit(config: ExperimentConfig, dataset: PairedDataset, out_dir: Path, callba
     schedulers = {name: LambdaLR(opt, schedule, last_epoch=state.step - 1 if state.step else -1)
                   for name, opt in (("generator", optimizers.generator), ("discriminator", optimizers.discriminator))
                   if opt is not None}
-    precision = make_precision(device, config.train.amp)
+    precision = make_precision(device, config.train.amp, config.train.precision)
     if resuming and state.scaler and precision.scaler is not None:
         precision.scaler.load_state_dict(state.scaler)
     # Dropout randomness: restore the saved stream on a single-process resume, else seed per rank.
