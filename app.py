@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from annotate.app import build_ui, launch_kwargs
     from annotate.studio import Studio
     from loop.bootstrap import bootstrap
-    from loop.shutdown import sigterm_as_keyboard_interrupt, stop_worker
-    from loop.worker import resume_pending
+    from loop.shutdown import sigterm_as_keyboard_interrupt
+    from loop.worker import resume_pending, stop_worker
     from store import Store, StoreError
 
     try:

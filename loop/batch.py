@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loop import process
 from loop.finetune import JobCancelled, Reporter
 from loop.predict import (
     DEFAULT_CACHE,
@@ -145,9 +146,8 @@ def ingest_files(store: Store, paths: Sequence[str | Path], nm_per_px: float | s
     ahead = tuple(j for j in store.list_jobs(limit=50)
                   if j.active and j.id < job.id and j.kind in ("finetune", JOB_KIND))
     if spawn:
-        from loop.worker import spawn_worker  # the worker module imports this one
 
-        spawn_worker(store.workspace)
+        process.spawn_worker(store.workspace)
     return IngestBatch(tuple(files), job, production.version, ahead)
 
 

@@ -5,7 +5,7 @@ saves a checkpoint and the job becomes ``interrupted``; the next worker resumes 
 prediction stops between images, an idle worker exits at once. A job that cannot stop in
 ``GRACE_S`` (a long preparation step, say) is marked interrupted by a watchdog, which then
 ends the process: it restarts from its beginning. SIGKILL cannot be caught; the store's stale
-job recovery handles it as before. ``stop_worker`` is what the app calls on its own shutdown.
+job recovery handles it as before. ``loop.process.stop_worker`` sends the SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 GRACE_S = 12.0  # under the 15 s a service manager or a user waits before SIGKILL
 EXIT_OVERDUE = 75  # EX_TEMPFAIL: stopped by the watchdog, the job resumes later
@@ -81,25 +80,6 @@ class Shutdown:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-
-
-def stop_worker(workspace: str | Path, timeout_s: float = 20.0,
-                pid_of: Callable[[Path], int | None] | None = None) -> int | None:
-    """SIGTERM the workspace's worker and wait for it to exit; returns its pid (None: none ran)."""
-    from loop.worker import worker_pid
-    from store.jobs import pid_alive
-
-    pid = (pid_of or worker_pid)(Path(workspace))
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return pid
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return pid
 
 
 def sigterm_as_keyboard_interrupt() -> None:

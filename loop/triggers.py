@@ -19,6 +19,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from loop import process
 from loop.finetune import FinetuneError, request_finetune
 from loop.finetune.config import wrong_type
 from semgan.drift import DriftConfig, alarm
@@ -211,7 +212,6 @@ def check_triggers(store: Store, now: float | None = None, spawn: bool = False) 
     store.log_event("auto_trigger", f"automatic fine-tune job {job.id} queued: {reason}",
                     {"job_id": job.id, "trigger": state.due})
     if spawn:
-        from loop.worker import spawn_worker  # the worker module imports this one
 
-        spawn_worker(store.workspace)
+        process.spawn_worker(store.workspace)
     return TriggerDecision(True, f"queued fine-tune job {job.id}: {reason}", job, state)

@@ -86,7 +86,7 @@ def test_the_whole_ui_builds_with_every_tab(studio: Studio) -> None:
 @pytest.fixture
 def model_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
     """A studio with a production row (no weights: the trigger never loads it), threshold 3."""
-    monkeypatch.setattr("loop.worker.spawn_worker", lambda workspace: 0)  # no real worker
+    monkeypatch.setattr("loop.process.spawn_worker", lambda workspace: 0)  # no real worker
     with Store.open(tmp_path / "ws") as store:
         register_dummy_production(store)
         set_trigger_settings(store, threshold=3)

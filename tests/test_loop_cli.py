@@ -137,7 +137,7 @@ def test_ingest_reports_a_bad_file_and_queues_the_rest(workspace: Path, tmp_path
 
 def test_import_pairs_runs_the_automatic_trigger(tmp_path: Path, capsys,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("loop.worker.spawn_worker", lambda workspace: 0)
+    monkeypatch.setattr("loop.process.spawn_worker", lambda workspace: 0)
     with Store.open(tmp_path / "ws") as store:
         register_dummy_production(store)
     main(["settings", "--workspace", str(tmp_path / "ws"), "--threshold", "3"])

@@ -178,3 +178,39 @@ def test_the_watchdog_ends_a_worker_whose_job_does_not_stop_in_time(tmp_path: Pa
     assert (result.returncode, time.monotonic() - started < 10) == (75, True)
     assert result.stdout.splitlines() == ["job marked interrupted",
                                           "shutdown (SIGTERM) took over 0 s: exiting now"]
+
+
+def _loop_imports() -> dict[str, tuple[set[str], list[str]]]:
+    """Each loop module: the loop modules it imports at top level, and any imported lazily."""
+    import ast
+
+    root = REPO / "loop"
+    names = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+             for p in root.rglob("*.py")}
+    found = {}
+    for path in root.rglob("*.py"):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text())
+        top, lazy = set(), []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loop"):
+                targets = {f"{node.module}.{a.name}" for a in node.names} & names or {node.module}
+                (top.update(targets) if node in tree.body else lazy.extend(sorted(targets)))
+        found[module] = (top, lazy)
+    return found
+
+
+def test_the_loop_modules_import_each_other_in_one_direction() -> None:
+    graph = _loop_imports()
+    assert {m: lazy for m, (_, lazy) in graph.items() if lazy} == {}  # no import hidden in a body
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for dependency in graph.get(module, (set(), []))[0]:
+                visit(dependency, (*path, module))
+            done.add(module)
+
+    for module in graph:
+        visit(module, ())
