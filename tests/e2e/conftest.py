@@ -67,13 +67,13 @@ class RunningApp:
         return Store.open(self.workspace)
 
 
-def start_app(workspace: Path, model_dir: Path, log: Path, extra: tuple[str, ...] = ()) \
-        -> RunningApp:
-    """Start ``app.py`` and wait until it serves its URL."""
+def start_app(workspace: Path, model_dir: Path, log: Path, extra: tuple[str, ...] = (),
+              env_overrides: dict[str, str] | None = None) -> RunningApp:
+    """Start ``app.py`` and wait until it serves its URL (one torch thread unless overridden)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "SEMGAN_AUTHOR": "e2e-tester",
            "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **(env_overrides or {})}
     handle = open(log, "w")  # noqa: SIM115 (closed with the process)
     process = subprocess.Popen(
         [sys.executable, str(REPO / "app.py"), "--workspace", str(workspace), "--model-dir",
