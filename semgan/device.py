@@ -78,6 +78,18 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 """What ``--precision`` accepts: ``auto`` = the fastest this device runs natively."""
 
 
+PRECISION_ENV = "SEMGAN_PRECISION"
+"""Environment variable with the inference precision of the app and its worker (default auto)."""
+
+
+def default_precision() -> str:
+    """``$SEMGAN_PRECISION`` when set (``python app.py --precision`` sets it), else ``auto``."""
+    name = os.environ.get(PRECISION_ENV, "auto") or "auto"
+    if name not in PRECISIONS:
+        raise DeviceError(f"${PRECISION_ENV}={name!r}: use {', '.join(PRECISIONS)}")
+    return name
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), so oneDNN runs bf16

@@ -16,7 +16,7 @@ from torch import nn
 from semgan.calibration import CalibrationSet, load_calibration
 from semgan.config import ExperimentConfig
 from semgan.data import standardize_sem
-from semgan.device import autocast_dtype, pick_device, precision_name
+from semgan.device import autocast_dtype, default_precision, pick_device, precision_name
 from semgan.edgecheck import DEFAULT_EDGE_CHECK, EdgeCheckConfig, edge_support_check
 from semgan.errors import SemganError
 from semgan.metrics import MetricError, as_unit_float
@@ -105,7 +105,7 @@ class Predictor:
                  device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 32,
                  batch_size: int = 8, calibration: CalibrationSet | None = None,
                  experts: dict[str, nn.Module] | None = None,
-                 edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK, precision: str = "auto",
+                 edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK, precision: str | None = None,
                  max_tile: int | None = None) -> None:
         self.config = config
         self.edge_check = edge_check if edge_check is not None and edge_check.enabled else None
@@ -121,7 +121,7 @@ class Predictor:
         self.tile_size, self.overlap, self.batch_size = tile_size, overlap, max(1, batch_size)
         self.max_tile = max_tile  # None: tiles up to 9/4 · tile_size where that saves work (semgan.tiling)
         # Weights stay fp32; autocast runs the convs in bf16/fp16 where that is native and fast.
-        self.dtype = autocast_dtype(self.device, precision)
+        self.dtype = autocast_dtype(self.device, precision or default_precision())
         self.precision = precision_name(self.dtype)
         # channels_last (NHWC) is the layout oneDNN's and cuDNN's fast conv kernels use: without
         # it every conv reorders its input and output (measured: 39.7 → 17.3 ms per bf16 tile).

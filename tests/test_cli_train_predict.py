@@ -30,7 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_train_writes_the_exact_command_into_the_card(trained: Path) -> None:
     card = json.loads((trained / "card.json").read_text())
     assert card["command"] == (f"python -m semgan train --data {trained.parent / 'data'} --out {trained} "
-                               "--preset tiny --steps 3 --device cpu --crop 32 --batch 2 --seed 1 --no-standardize")
+                               "--preset tiny --steps 3 --device cpu --crop 32 --batch 2 --seed 1 --precision auto --no-standardize")
     assert (card["steps"], card["nm_per_px"], card["data_recipe"]["items"]) == (3, 4.0, 6)
 
 

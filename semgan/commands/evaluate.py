@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from semgan.commands.predict import add_workspace_argument
+from semgan.commands.predict import add_speed_arguments, add_workspace_argument
 from semgan.registry import resolve_model_spec
 
 
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edge-check", choices=("on", "off", "both"), default="on",
                         help="the Predictor's edge-support check (semgan.edgecheck); 'both' scores "
                              "each model with it and, as 'NAME (no edge check)', without")
+    add_speed_arguments(parser)
     add_workspace_argument(parser)
 
 
@@ -73,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
     for spec, model_dir, registry_label in resolved:
         label = _label(spec, registry_label, used)
         labels.append(label)
+        speed = {"precision": args.precision, "tile_size": args.tile_size, "overlap": args.overlap}
         if args.edge_check in ("on", "both"):
-            methods[label] = predictor_method(Predictor.from_dir(resolve_model(model_dir), device=args.device))
+            methods[label] = predictor_method(Predictor.from_dir(resolve_model(model_dir), device=args.device,
+                                                                 **speed))
         if args.edge_check in ("off", "both"):
-            unchecked = Predictor.from_dir(resolve_model(model_dir), device=args.device, edge_check=None)
+            unchecked = Predictor.from_dir(resolve_model(model_dir), device=args.device, edge_check=None, **speed)
             methods[f"{label} (no edge check)" if args.edge_check == "both" else label] = (
                 predictor_method(unchecked))
     with tqdm(desc="evaluate", unit="img", leave=False) as bar:

@@ -24,13 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nm-per-px", type=float,
                         help="input pixel size (default: from the file, else the model's, with a warning)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    parser.add_argument("--tile-size", type=int, default=256, help="tile size in model pixels")
-    parser.add_argument("--overlap", type=int, default=128, help="tile overlap in model pixels")
+    add_speed_arguments(parser)
     parser.add_argument("--no-edge-check", action="store_true",
                         help="keep the generator's raw mask: skip the edge-support check that flips "
                              "regions whose outline has no edge in the SEM (semgan.edgecheck)")
     parser.add_argument("--confidence", action="store_true",
                         help="sem2layout: also write NAME_confidence.png (|2p-1| as 0..255)")
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--precision``, ``--tile-size`` and ``--overlap``, shared by predict and evaluate."""
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                        help="auto (default, or $SEMGAN_PRECISION): bf16 on GPUs and on CPUs with "
+                             "native bf16, else fp32")
+    parser.add_argument("--tile-size", type=int, default=256,
+                        help="nominal tile size in model pixels (tiles up to 9/4 of it where that saves work)")
+    parser.add_argument("--overlap", type=int, default=32, help="minimum tile overlap in model pixels")
 
 
 def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if label != args.model:
         print(f"model {label}: {model_dir}", file=sys.stderr)
     predictor = Predictor.from_dir(model_dir, args.device, tile_size=args.tile_size, overlap=args.overlap,
-                                   edge_check=None if args.no_edge_check else DEFAULT_EDGE_CHECK)
+                                   edge_check=None if args.no_edge_check else DEFAULT_EDGE_CHECK,
+                                   precision=args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for path in files:

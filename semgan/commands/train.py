@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "else 'default')")
     parser.add_argument("--steps", type=int, help="total optimizer steps (the LR decays over the second half)")
     parser.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="autocast: auto (default) = bf16 on GPUs and on CPUs with native bf16, "
+                             "fp16 + loss scaling on older GPUs, fp32 elsewhere; weights stay fp32")
     parser.add_argument("--crop", type=int, help="random crop size in px (multiple of 2**n_down)")
     parser.add_argument("--batch", type=int, help="batch size per process")
     parser.add_argument("--seed", type=int, help="seed for initialisation, crops and shuffling")
@@ -57,7 +60,7 @@ def _config(args: argparse.Namespace, data_nm_per_px: float) -> ExperimentConfig
     else:
         # A new model works at the pixel size of the data it learns from.
         config = get_preset(args.preset or "default").replace("data", nm_per_px=data_nm_per_px)
-    train = {"steps": args.steps, "device": args.device, "seed": args.seed,
+    train = {"steps": args.steps, "device": args.device, "seed": args.seed, "precision": args.precision,
              "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every}
     data = {"crop_size": args.crop, "batch_size": args.batch, "holdout_fraction": args.holdout_fraction,
             "num_workers": args.workers, "standardize": args.standardize,
@@ -71,7 +74,8 @@ def _command_line(args: argparse.Namespace, config: ExperimentConfig) -> str:
     parts = ["python", "-m", "semgan", "train", "--data", str(args.data), "--out", str(args.out),
              "--preset", args.preset or config.preset, "--steps", str(config.train.steps),
              "--device", config.train.device, "--crop", str(config.data.crop_size),
-             "--batch", str(config.data.batch_size), "--seed", str(config.train.seed)]
+             "--batch", str(config.data.batch_size), "--seed", str(config.train.seed),
+             "--precision", config.train.precision]
     if config.data.holdout_fraction:
         parts += ["--holdout-fraction", str(config.data.holdout_fraction)]
     parts.append("--standardize" if config.data.standardize else "--no-standardize")
