@@ -22,6 +22,7 @@ from semgan.design.clip import DesignClip
 from semgan.design.errors import RegistrationError
 
 SIGNALS = ("auto", "prediction", "edges", "both")
+MAX_REFINE_SHIFT_PX = 1.5  # a kept rotation/scale moves the translation-only centre at most this
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class RegistrationConfig:
     """How the search runs: which signals, edge smoothing, ambiguity rule, rotation/scale grid."""
 
     signal: str = "auto"  # "prediction", "edges" (the SEM's), "both" (mean score); auto: prediction if given
-    edge_sigma_px: float = 1.5  # Gaussian smoothing before the gradient (SEM noise, edge bloom)
+    edge_sigma_px: float = 1.25  # Gaussian smoothing before the gradient (SEM noise, edge bloom)
     ambiguity_ratio: float = 0.85  # second peak / best peak above this → ambiguous
     exclusion_px: int = 2  # local maxima this close to the best are the same peak
     ridge_px: int = 10  # a main peak whose top runs longer than this (px) → ambiguous
@@ -275,8 +276,13 @@ def _register_signal(clip: DesignClip, prediction: np.ndarray | None,
     rotation, scale = 0.0, 1.0
     if len(config.rotations_deg) > 1 or len(config.scales) > 1:
         rotation, scale, refined, rv, ru = _refine(clip, pairs, int(v), int(u), config)
-        if rotation != 0.0 or scale != 1.0:
-            sv, su, best = rv, ru, refined
+        # A rotation/scale about the image centre barely moves the centre: one that does fits
+        # noise or a wrong structure and is dropped. The offset stays the translation search's
+        # (sub-pixel on the full image; the refinement sees only an inner crop).
+        if (rotation != 0.0 or scale != 1.0) and np.hypot(rv - sv, ru - su) <= MAX_REFINE_SHIFT_PX:
+            best = refined
+        else:
+            rotation, scale = 0.0, 1.0
     ratio = max(second, 0.0) / best if best > 0 else 1.0
     p, m = clip.nm_per_px, clip.margin_px
     return Registration(
