@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import html
 import math
-import re
 import time
 
 from annotate import format as fmt
 from loop.finetune import FinetuneConfig
+from loop.jobs import TRAINING_KINDS, FinetunePlan
 from loop.triggers import TriggerError, TriggerState, describe_due
 from store import Counts, Job, Store
 
-TRAINING_KINDS = ("train", "finetune")  # what `python -m loop status/cancel` look at
 DECISION_WORDS = {"promote": "promoted", "reject": "rejected", "none": "left as is"}
 HISTORY_HEADERS = ["job", "trigger", "status", "started", "duration", "steps", "decision",
                    "candidate", "reason"]
@@ -40,7 +39,6 @@ CONFIG_NOTES = {
     "gate.min_holdout_pairs": "fewer held-out corrected pairs: never promote",
     "gate.constant_output_range": "P(feature) spread below this = broken (blank) output"}
 LOG_TAIL = 14
-EPOCH_RE = re.compile(r"= [\d.]+ epochs of (\d+)")
 
 
 def training_jobs(store: Store, limit: int = 50) -> list[Job]:
@@ -134,12 +132,9 @@ def config_html(config: FinetuneConfig, counts: Counts) -> str:
 
 
 def steps_per_epoch(job: Job) -> int | None:
-    """From the run's "training N steps = E epochs of S" log line, once it is written."""
-    for line in job.log_lines:
-        match = EPOCH_RE.search(line)
-        if match:
-            return int(match.group(1))
-    return None
+    """From the run's plan (``loop.jobs.FinetunePlan``), once its data is ready."""
+    plan = FinetunePlan.of(job)
+    return None if plan is None else plan.steps_per_epoch
 
 
 def job_warnings(job: Job) -> list[str]:

@@ -29,6 +29,7 @@ from loop.finetune import (
     set_finetune_config,
     with_overrides,
 )
+from loop.jobs import TRAINING_KINDS, BatchPredictRequest, FinetuneRequest
 from loop.pairs import PairImportError, import_pair_folder, import_pairs
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
 from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
@@ -42,7 +43,7 @@ def _job_dict(job: Job | None) -> dict | None:
 
 
 def _training_jobs(store: Store) -> list[Job]:
-    return [j for j in store.list_jobs(limit=50) if j.kind in ("train", "finetune")]
+    return [j for j in store.list_jobs(limit=50) if j.kind in TRAINING_KINDS]
 
 
 def cmd_init(args: argparse.Namespace, store: Store) -> int:
@@ -101,7 +102,7 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
         print(f"every stored image has a prediction by v{batch.model_version}")
     elif batch.job is not None:
         behind = "".join(f"; waits for {j.kind} job {j.id}" for j in batch.waiting_behind)
-        print(f"predicting {len(batch.job.params['sample_ids'])} images in the background "
+        print(f"predicting {len(BatchPredictRequest.of(batch.job).sample_ids)} images in the background "
               f"with v{batch.model_version} (job {batch.job.id}{behind}; "
               f"`python -m loop cancel --job {batch.job.id}` stops it)")
         if args.wait and not args.no_spawn:
@@ -114,7 +115,7 @@ def cmd_finetune(args: argparse.Namespace, store: Store) -> int:
     """Queue a manual fine-tune, start a worker, optionally follow it to the end."""
     config = with_overrides(finetune_config(store), args.set)
     job = request_finetune(store, "manual", config)
-    print(f"queued fine-tune job {job.id} (production v{job.params['production_version']})")
+    print(f"queued fine-tune job {job.id} (production v{FinetuneRequest.of(job).production_version})")
     print(json.dumps(config.to_dict(), indent=1))
     if args.no_spawn:
         return 0
@@ -207,7 +208,7 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
             print(f"{label}: #{job.id} {job.kind} {job.status}: {detail}")
     if predicting is not None:
         print(f"batch prediction: #{predicting.id} {predicting.status}: step "
-              f"{predicting.step}/{predicting.total or len(predicting.params['sample_ids'])}")
+              f"{predicting.step}/{predicting.total or len(BatchPredictRequest.of(predicting).sample_ids)}")
     return 0
 
 

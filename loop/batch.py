@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loop import process
 from loop.finetune import JobCancelled, Reporter
+from loop.jobs import BATCH_PREDICT, BatchPredictRequest, JobParamsError
 from loop.predict import (
     DEFAULT_CACHE,
     IngestError,
@@ -33,7 +34,7 @@ from loop.predict import (
 )
 from store import Job, ModelVersion, NotFoundError, Store, StoreError
 
-JOB_KIND = "batch_predict"
+JOB_KIND = BATCH_PREDICT  # kept: the name other modules import
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 INLINE_LIMIT = 1  # this many images (or fewer) are predicted at once instead of in a job
 
@@ -141,12 +142,11 @@ def ingest_files(store: Store, paths: Sequence[str | Path], nm_per_px: float | s
     if len(waiting) <= inline_limit:
         return IngestBatch(tuple(_predict_inline(store, f, production.version, cache)
                                  for f in files), None, production.version)
-    job = store.enqueue_job(JOB_KIND, {"sample_ids": waiting, "model_version": production.version,
-                                       "source": source, "requested_at": time.time()})
+    request = BatchPredictRequest(tuple(waiting), production.version, source, time.time())
+    job = store.enqueue_job(JOB_KIND, request.to_params())
     ahead = tuple(j for j in store.list_jobs(limit=50)
                   if j.active and j.id < job.id and j.kind in ("finetune", JOB_KIND))
     if spawn:
-
         process.spawn_worker(store.workspace)
     return IngestBatch(tuple(files), job, production.version, ahead)
 
@@ -179,26 +179,21 @@ def target_model(store: Store, job: Job) -> ModelVersion:
     production = store.production_model()
     if production is not None:
         return production
-    return store.get_model(int(job.params["model_version"]))
+    version = BatchPredictRequest.of(job).model_version
+    if version is None:
+        raise NotFoundError(f"batch_predict job {job.id}: no production model and no queued "
+                            "model version")
+    return store.get_model(version)
 
 
 def waiting_samples(store: Store, job: Job) -> list[int]:
     """The job's samples that still have no prediction by its target model."""
     try:
         version = target_model(store, job).version
-    except (KeyError, ValueError, NotFoundError):
+        sample_ids = BatchPredictRequest.of(job).sample_ids
+    except (JobParamsError, NotFoundError):
         return []
-    return [s for s in job.params.get("sample_ids", []) if not _predicted(store, int(s), version)]
-
-
-def _sample_ids(job: Job) -> list[int]:
-    """The job's sample ids, validated."""
-    ids = job.params.get("sample_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                            for i in ids):
-        raise ValueError(f"batch_predict job {job.id} needs params.sample_ids, a list of sample "
-                         f"ids; got {ids!r}")
-    return list(dict.fromkeys(ids))
+    return [s for s in sample_ids if not _predicted(store, s, version)]
 
 
 def run_batch_predict(store: Store, job: Job, reporter: Reporter,
@@ -209,9 +204,9 @@ def run_batch_predict(store: Store, job: Job, reporter: Reporter,
     (raising ``BatchCancelled``; the predictions made so far stay). A sample that fails is
     recorded in ``result["failed"]`` and the job goes on.
     """
-    sample_ids = _sample_ids(job)
+    request = BatchPredictRequest.of(job)
+    sample_ids, queued_for = request.sample_ids, request.model_version
     model = target_model(store, job)
-    queued_for = job.params.get("model_version")
     if queued_for is not None and queued_for != model.version:
         reporter.log(f"v{queued_for} is no longer production: predicting with v{model.version}")
     cache.get(model)  # load once up front: a model that cannot load fails the whole job

@@ -20,6 +20,7 @@ from typing import IO
 from loop.batch import run_batch_predict
 from loop.finetune import FinetuneConfig, JobCancelled, JobInterrupted, run_finetune
 from loop.gate import run_gate
+from loop.jobs import BATCH_PREDICT, FINETUNE, WORKER_KINDS, FinetunePlan, FinetuneRequest
 from loop.shutdown import Shutdown
 from store import Job, JobStateError, Store, StoreError
 
@@ -92,6 +93,10 @@ class JobReporter:
         self._mark(lambda: self.store.update_job_progress(self.job_id, step, total, eta_seconds,
                                                           losses))
 
+    def plan(self, plan: FinetunePlan) -> None:
+        """The run's plan to the job row (the Fine-tune tab's epochs)."""
+        self._mark(lambda: self.store.set_job_plan(self.job_id, plan.to_dict()))
+
     def check_cancel(self) -> None:
         """Raise JobInterrupted on shutdown, JobCancelled when the job should stop."""
         if self.interrupted:
@@ -116,7 +121,7 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
     candidate_version, gate_state = None, _awaiting_gate(store, job)
     try:
         if gate_state is None:
-            reporter.log(f"fine-tune started ({job.params.get('reason', 'no reason given')})")
+            reporter.log(f"fine-tune started ({FinetuneRequest.of(job).reason})")
             outcome = run_finetune(store, job.params, reporter, job.id)
             gate_state = {"phase": "gate", "candidate_version": outcome.candidate.version,
                           "anchor_test": str(outcome.anchor_test),
@@ -125,7 +130,7 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
             reporter.log(f"resuming at the gate of candidate v{gate_state['candidate_version']}")
         candidate_version = gate_state["candidate_version"]
         reporter.check_cancel()
-        config = FinetuneConfig.from_dict(job.params.get("config", {}))
+        config = FinetuneConfig.from_dict(FinetuneRequest.of(job).config)
         gate = run_gate(store, candidate_version, Path(gate_state["anchor_test"]),
                         gate_state["tile_size"], config.gate, device=config.device,
                         log=reporter.log, check_cancel=reporter.check_cancel)
@@ -156,8 +161,8 @@ def _awaiting_gate(store: Store, job: Job) -> dict | None:
     return None
 
 
-JOB_RUNNERS = {"finetune": _finetune, "batch_predict": run_batch_predict}
-WORKER_KINDS = tuple(JOB_RUNNERS)  # what the worker claims; "train"/"evaluate" have no runner
+JOB_RUNNERS = {FINETUNE: _finetune, BATCH_PREDICT: run_batch_predict}
+assert tuple(JOB_RUNNERS) == WORKER_KINDS  # loop.jobs names the kinds, this maps them to code
 
 
 def run_job(store: Store, job: Job, out: IO[str] | None = None,

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from loop import process
 from loop.finetune import FinetuneError, request_finetune
 from loop.finetune.config import wrong_type
+from loop.jobs import TRAINING_KINDS
 from semgan.drift import DriftConfig, alarm
 from store import Job, JobConflictError, Store
 
 PREFIX = "loop."
 LAST_AUTO_RUN = "loop.last_auto_run"
-TRAINING_KINDS = ("train", "finetune")
 
 
 class TriggerError(ValueError):

@@ -49,7 +49,7 @@ def row_to_job(row: dict) -> Job:
         step=row["step"] or 0, total=row["total"] or 0, eta_seconds=row["eta_seconds"],
         log_lines=tuple(loads(row["log_json"], [])), last_losses=loads(row["last_losses_json"], {}),
         result=loads(row["result_json"]), error=row["error"],
-        cancel_requested=bool(row["cancel_requested"]))
+        cancel_requested=bool(row["cancel_requested"]), plan=loads(row.get("plan_json")))
 
 
 def row_result(row: dict) -> dict | None:
@@ -149,6 +149,14 @@ class JobsMixin(StoreBase):
                 lines = [*loads(row["log_json"], []), str(log_line)]
                 updates["log_json"] = dumps(lines[-LOG_LINES_KEPT:])
             db["jobs"].update(job_id, updates)
+            return bool(row["cancel_requested"])
+
+    def set_job_plan(self, job_id: int, plan: dict) -> bool:
+        """Record what a running job will do (also a heartbeat); returns the cancel request."""
+        with self._write() as db:
+            row = self._running_row(db, job_id)
+            db["jobs"].update(job_id, {"plan_json": dumps(check_dict(plan, "job plan")),
+                                       "heartbeat": time.time()})
             return bool(row["cancel_requested"])
 
     def append_job_log(self, job_id: int, line: str) -> bool:

@@ -99,11 +99,17 @@ def _v4_sample_designs(db: Database) -> None:
                   "center_y_nm", "search_nm", "created", "updated"])
 
 
+def _v5_job_plan(db: Database) -> None:
+    """What a running job plans to do (loop.jobs.FinetunePlan): steps, steps per epoch, data."""
+    db["jobs"].add_column("plan_json", str)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1_base_tables,
     _v2_drift_and_indexes,
     _v3_settings_and_job_host,
     _v4_sample_designs,
+    _v5_job_plan,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

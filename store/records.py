@@ -131,6 +131,7 @@ class Job:
     result: dict | None
     error: str | None
     cancel_requested: bool
+    plan: dict | None = None  # loop.jobs.FinetunePlan.to_dict() once a fine-tune has planned
 
     @property
     def progress(self) -> float:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loop.gate import GateConfig
+from loop.jobs import FINETUNE, FinetuneRequest
 from store import Job, Store
 
 CONFIG_SETTING = "loop.finetune_config"  # overrides of FinetuneConfig fields (UI / CLI / tests)
@@ -196,7 +197,6 @@ def request_finetune(store: Store, trigger: str = "manual", config: FinetuneConf
     if store.counts().train_pairs < 1:
         raise FinetuneError("no corrected pairs in the train split yet: correct a few "
                             "predictions (or import pairs) first")
-    return store.enqueue_job("finetune", {
-        "trigger": trigger, "reason": reason or f"{trigger} request",
-        "config": config.to_dict(), "production_version": production.version,
-        "requested_at": time.time()})
+    request = FinetuneRequest(trigger, reason or f"{trigger} request", config.to_dict(),
+                              production.version, time.time())
+    return store.enqueue_job(FINETUNE, request.to_params())

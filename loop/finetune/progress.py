@@ -6,6 +6,7 @@ import statistics
 import time
 from typing import Protocol
 
+from loop.jobs import FinetunePlan
 from semgan.train.callbacks import Callback, RunInfo
 
 
@@ -20,6 +21,9 @@ class Reporter(Protocol):
 
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         """Training progress (also a heartbeat)."""
+
+    def plan(self, plan: FinetunePlan) -> None:
+        """What the run will do, once its data is ready."""
 
     def check_cancel(self) -> None:
         """Raise JobCancelled when a stop was requested."""
@@ -36,6 +40,9 @@ class PrintReporter:
 
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         """Nothing: the job log gets the epoch lines."""
+
+    def plan(self, plan: FinetunePlan) -> None:
+        """Nothing: the log line says it."""
 
     def check_cancel(self) -> None:
         """Never cancelled."""

@@ -25,6 +25,7 @@ from loop.finetune.config import (
     JobInterrupted,
 )
 from loop.finetune.progress import JobProgress, LossMonitor, Reporter
+from loop.jobs import FinetunePlan, FinetuneRequest
 from loop.pairs import export_split
 from semgan.calibration import save_calibration
 from semgan.checkpoint import (
@@ -98,7 +99,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
                  job_id: int | None = None) -> FinetuneOutcome:
     """Fine-tune production per ``params["config"]`` and register the candidate (no gate)."""
     started = time.perf_counter()
-    config = FinetuneConfig.from_dict(params.get("config", {}))
+    request = FinetuneRequest.from_params(params, job_id)
+    config = FinetuneConfig.from_dict(request.config)
     production = store.production_model()
     if production is None:
         raise FinetuneError("there is no production model to fine-tune")
@@ -159,6 +161,8 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
                      f"corrected pairs (×{new_repeats}) + {n_old} anchor pairs (×{old_repeats}); "
                      f"{new_share:.0%} new per epoch, LR × {config.lr_scale:g}, {threads} CPU "
                      f"thread{'s' if threads > 1 else ''}")
+        reporter.plan(FinetunePlan(steps, planned, steps_per_epoch, len(exported.pair_ids),
+                                   n_new, n_old, round(new_share, 4), config.lr_scale, threads))
         monitor = LossMonitor(warmup=min(50, max(5, steps // 10)),
                               recover_steps=max(10, 2 * steps_per_epoch))
         progress = JobProgress(reporter, monitor, config.time_budget_s, steps_per_epoch)
@@ -186,7 +190,7 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         if calibration is not None:
             save_calibration(calibration, work / "candidate")
         summary = {
-            "job_id": job_id, "trigger": params.get("trigger"), "reason": params.get("reason"),
+            "job_id": job_id, "trigger": request.trigger, "reason": request.reason,
             "parent_version": production.version, "init": init_note,
             "pairs_used": {**recipe, "new_since_production": len(
                 [p for p in exported.pair_ids if p > production.data_cutoff_pair_id])},
