@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 
@@ -27,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="document the (non-admin) API endpoints and link the API page")
     parser.add_argument("--max-file-size", default="300mb",
                         help="largest upload accepted, e.g. 300mb, 2gb (default 300mb)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                        help="inference precision of the app and its worker (default $SEMGAN_PRECISION "
+                             "or auto: bf16 on GPUs and on CPUs with native bf16, else fp32)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="model folder to install as production v1 on an empty workspace "
                              "(default: the shipped semgan/weights/default)")
@@ -45,10 +50,39 @@ def no_model_notice(model_dir: Path | None) -> str:
             "MODEL_DIR`. Reviewing, correcting and exporting work without a model.")
 
 
+def warm_model(store: object) -> threading.Thread:
+    """Load the production model and run it once on a blank tile, in the background, so the first
+    prediction a user asks for does not pay for the load and oneDNN's kernel selection."""
+    def run() -> None:
+        import numpy as np
+
+        from loop.predict import DEFAULT_CACHE
+        from semgan.errors import SemganError
+
+        model = store.production_model()
+        if model is None:
+            return
+        try:
+            predictor = DEFAULT_CACHE.get(model)
+            with DEFAULT_CACHE.run_lock:
+                predictor.predict(np.zeros((256, 256), np.uint8))
+        except (SemganError, OSError) as exc:  # the first real prediction reports it properly
+            print(f"  model warm-up failed: {exc}", file=sys.stderr)
+
+    thread = threading.Thread(target=run, name="warm-model", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start semgan studio."""
     args = build_parser().parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up even when piped to a log
+    if args.precision:  # read by every Predictor, in this process and the worker it spawns
+        os.environ["SEMGAN_PRECISION"] = args.precision
+    # torch's import is mostly loading shared libraries, which releases the GIL: done in a thread
+    # it overlaps gradio's (pure Python) import below instead of following it.
+    threading.Thread(target=importlib.import_module, args=("semgan.infer",), daemon=True).start()
     from annotate.security import ShareNotConfirmedError, WebPolicy, check_share, red
     try:
         share_warning = check_share(args.share, args.share_confirmed)
@@ -84,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(share_warning, file=sys.stderr)
     if (pid := resume_pending(store)) is not None:
         print(f"  jobs waiting: worker pid {pid} resumes them")
+    warm_model(store)
     sigterm_as_keyboard_interrupt()  # SIGTERM closes the server like Ctrl-C, then we get here
     try:
         demo.launch(inbrowser=False, show_error=True, **launch_kwargs(policy))
