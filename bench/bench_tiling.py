@@ -1,7 +1,7 @@
 """Tile size, overlap and precision chosen by measurement: accuracy, agreement, seams, seconds.
 
-Run: ``.venv/bin/python -m bench.bench_tiling [--count 4] [--size 1024]`` → prints JSON and writes
-bench/results/tiling.json. For each (precision, tile, overlap) the shipped default predicts the
+Run: ``.venv/bin/python -m bench.bench_tiling [--count 4] [--size 1024] [--precisions fp32 bf16]``
+→ prints JSON and writes bench/results/tiling_SIZE.json. For each (precision, tile, overlap) the shipped default predicts the
 same held-out SEM images of every training tool (edge check on, as the app runs it), and the bench
 reports, per configuration:
 
@@ -67,8 +67,9 @@ def _predict_all(predictor: Predictor, images: list[np.ndarray]) -> tuple[list[n
     return masks, statistics.median(seconds)
 
 
-def measure(count: int, size: int) -> dict:
-    """Score every tiling in both precisions on ``count`` images per training tool."""
+def measure(count: int, size: int, precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict:
+    """Score every tiling in each precision on ``count`` images per training tool; agreement with
+    today's output needs fp32 first."""
     pairs = [make_pair(index, size=size, nm_per_px=4.0, profiles=[PROFILES[tool]], seed=SEED + 7 * index)
              for tool in TOOLS for index in range(count)]
     images = [pair.sem_image for pair in pairs]
@@ -76,7 +77,7 @@ def measure(count: int, size: int) -> dict:
     tools = [tool for tool in TOOLS for _ in range(count)]
     results: dict = {"images": len(images), "size": size, "tools": list(TOOLS), "configs": []}
     today = None
-    for precision in ("fp32", "bf16"):
+    for precision in precisions:
         whole, whole_seconds = _predict_all(Predictor.from_dir("default", "cpu", tile_size=None,
                                                                precision=precision), images)
         results[f"whole_{precision}"] = _scores(whole, truths, tools, whole_seconds)
@@ -84,7 +85,7 @@ def measure(count: int, size: int) -> dict:
             predictor = Predictor.from_dir("default", "cpu", tile_size=tile, overlap=overlap, precision=precision,
                                            max_tile=longest)
             masks, seconds = _predict_all(predictor, images)
-            if today is None:  # the first configuration is today's: fp32, 256, 128
+            if today is None:  # the first configuration is today's (fp32, 256, 128) when fp32 runs
                 today = masks
             band = seam_band(masks[0].shape, tile, overlap, predictor.multiple, longest)
             row = {"precision": precision, "tile": tile, "overlap": overlap,
@@ -97,12 +98,13 @@ def measure(count: int, size: int) -> dict:
                                                        for m, w in zip(masks, whole, strict=True)]))}
             results["configs"].append(row)
             print(json.dumps(row), flush=True)
-    results["chosen"] = {precision: choose(results["configs"], precision) for precision in ("fp32", "bf16")}
+    results["chosen"] = {precision: choose(results["configs"], precision) for precision in precisions}
     return results
 
 
 def choose(rows: list[dict], precision: str) -> dict:
-    """The rule above, applied to one precision's rows (today's row is the first fp32 one)."""
+    """The rule above, applied to one precision's rows (today's row is the first one: fp32 256/128
+    when fp32 ran, else that precision's 256/128)."""
     today = rows[0]
     passing = [row for row in rows if row["precision"] == precision
                and row["iou"] >= today["iou"] - 0.0005 and row["agree_today"] >= 0.999
@@ -123,9 +125,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=4, help="images per training tool (default 4)")
     parser.add_argument("--size", type=int, default=1024, help="image side in px (default 1024)")
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     args = parser.parse_args(argv)
-    results = measure(args.count, args.size)
-    out = Path(__file__).resolve().parent / "results" / "tiling.json"
+    results = measure(args.count, args.size, tuple(args.precisions))
+    out = Path(__file__).resolve().parent / "results" / f"tiling_{args.size}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "configs"}, indent=2))
