@@ -214,3 +214,50 @@ def test_the_loop_modules_import_each_other_in_one_direction() -> None:
 
     for module in graph:
         visit(module, ())
+
+
+@pytest.mark.slow
+def test_a_fine_tune_interrupted_three_times_still_trains_every_step_once(
+        workspace: Path, tmp_path: Path) -> None:
+    """Stress: SIGTERM, resume, SIGTERM, … until it ends; the steps add up and nothing leaks."""
+    config = replace(LONG, max_steps=400)
+    with Store.open(workspace) as store:
+        job = request_finetune(store, config=config)
+        stops = []
+        for attempt in range(3):
+            worker = start_worker(workspace, tmp_path / f"w{attempt}.log")
+            first = store.get_job(job.id).step
+            wait_for(lambda first=first: store.get_job(job.id).step >= first + 20,
+                     what=f"twenty more steps (attempt {attempt})")
+            stops.append(stop_within(worker, signal.SIGTERM))
+            assert store.get_job(job.id).status == "interrupted"
+        assert max(stops) < EXIT_WITHIN_S
+        assert run_worker(workspace, once=True) == 1
+        done = store.get_job(job.id)
+        resumed = [int(line.rsplit(" ", 1)[1]) for line in done.log_lines
+                   if line.startswith("resuming from")]
+        assert done.status == "succeeded" and len(resumed) == 3
+        assert resumed == sorted(resumed) and done.result["summary"]["steps"] == 400
+        assert not list((workspace / "models").glob(".finetune-*"))
+
+
+@pytest.mark.slow
+def test_many_batch_jobs_and_signals_leave_every_sample_predicted(workspace: Path,
+                                                                  tmp_path: Path) -> None:
+    """Stress: a worker signalled between and inside batch jobs; the next one finishes all."""
+    import numpy as np
+
+    from loop.jobs import BATCH_PREDICT, BatchPredictRequest
+
+    with Store.open(workspace) as store:
+        ids = [store.add_sample(np.full((64, 64), 10 + i, np.uint8), 4.0, "upload").id
+               for i in range(40)]
+        jobs = [store.enqueue_job(BATCH_PREDICT, BatchPredictRequest(tuple(ids[k::4]), 1)
+                                  .to_params()) for k in range(4)]
+        for attempt in range(2):
+            worker = start_worker(workspace, tmp_path / f"b{attempt}.log")
+            wait_for(lambda: any(store.get_job(j.id).step > 0 for j in jobs), what="a batch")
+            assert stop_within(worker, signal.SIGTERM) < EXIT_WITHIN_S
+        run_worker(workspace, once=True)
+        assert {store.get_job(j.id).status for j in jobs} == {"succeeded"}
+        assert all(store.get_prediction(i, 1) is not None for i in ids)
