@@ -33,7 +33,7 @@ class RegistrationConfig:
     edge_sigma_px: float = 1.25  # Gaussian smoothing before the gradient (SEM noise, edge bloom)
     ambiguity_ratio: float = 0.85  # second peak / best peak above this → ambiguous
     exclusion_px: int = 2  # local maxima this close to the best are the same peak
-    ridge_px: int = 10  # a main peak whose top runs longer than this (px) → ambiguous
+    ridge_px: int = 16  # a main peak whose top runs longer than this (px) → ambiguous
     rotations_deg: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
     scales: tuple[float, ...] = (0.98, 1.0, 1.02)
     min_gain: float = 0.05  # NCC a rotation/scale must add to be kept
