@@ -30,4 +30,6 @@ class SelfAttention(nn.Module):
         value = self.value(x).flatten(2)  # (B, C, N)
         attention = torch.softmax(torch.bmm(query, key), dim=-1)  # (B, N, N): row i = weights for position i
         attended = torch.bmm(value, attention.transpose(1, 2))  # (B, C, N)
-        return self.gamma * attended.view(batch, channels, height, width) + x
+        # Under autocast the fp32 gamma would promote the sum (and every later concatenation)
+        # to fp32; the next conv casts it back anyway, so casting here is exact and saves copies.
+        return (self.gamma * attended.view(batch, channels, height, width) + x).to(x.dtype)
