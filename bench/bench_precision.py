@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from semgan.config import ExperimentConfig
 from semgan.data import PairedDataset, read_manifest
@@ -119,21 +120,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--count", type=int, default=300, help="test-set images (default 300)")
     parser.add_argument("--tool", default="drifted", choices=sorted(PROFILES))
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-inference", action="store_true",
+                        help="keep the inference figures of an earlier run's precision.json")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is robust on a busy machine)")
     args = parser.parse_args(argv)
-    results: dict = {"cpu_native_bf16": cpu_has_native_bf16()}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(__file__).resolve().parent / "results" / "precision.json"
+    results: dict = json.loads(out.read_text()) if args.skip_inference and out.is_file() else {}
+    results.update(cpu_native_bf16=cpu_has_native_bf16(), torch_threads=torch.get_num_threads())
     with tempfile.TemporaryDirectory(prefix="bench_precision_") as tmp:
         work = Path(tmp)
-        layouts = SHARED_LAYOUTS if SHARED_LAYOUTS.is_dir() else None
-        test_dir = work / "testset"
-        write_dataset(test_dir, args.count, size=256, profiles=[PROFILES[p] for p in ("clean", "noisy", "aged")],
-                      seed=2, layouts=layouts, layout_split="holdout" if layouts else None,
-                      real_fraction=0.5 if layouts else 0.0)
-        results["inference"] = inference_guard(test_dir)
-        results["inference"]["real_layouts"] = layouts is not None
-        print(json.dumps(results, indent=2), flush=True)
+        if not args.skip_inference:
+            layouts = SHARED_LAYOUTS if SHARED_LAYOUTS.is_dir() else None
+            test_dir = work / "testset"
+            write_dataset(test_dir, args.count, size=256, seed=2, layouts=layouts,
+                          profiles=[PROFILES[p] for p in ("clean", "noisy", "aged")],
+                          layout_split="holdout" if layouts else None, real_fraction=0.5 if layouts else 0.0)
+            results["inference"] = inference_guard(test_dir)
+            results["inference"]["real_layouts"] = layouts is not None
+            print(json.dumps(results, indent=2), flush=True)
         if not args.skip_training:
             results["training"] = finetune_runs(work, args.steps, args.tool)
-    out = Path(__file__).resolve().parent / "results" / "precision.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
