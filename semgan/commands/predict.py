@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "regions whose outline has no edge in the SEM (semgan.edgecheck)")
     parser.add_argument("--confidence", action="store_true",
                         help="sem2layout: also write NAME_confidence.png (|2p-1| as 0..255)")
+    parser.add_argument("--report", type=Path, metavar="FILE.json",
+                        help="sem2layout: also write per image its uncertainty (0-1, higher = more likely "
+                             "wrong; 3 more passes under flips), drift and seconds (semgan.uncertainty)")
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from semgan.edgecheck import DEFAULT_EDGE_CHECK
     from semgan.imageio import load_image, save_png
     from semgan.infer import Predictor
+    from semgan.uncertainty import image_report, write_report
 
     if args.nm_per_px is not None and not args.nm_per_px > 0:
         raise SemganError(f"--nm-per-px must be positive, got {args.nm_per_px}")
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                                    precision=args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
+    reports = []
     for path in files:
         loaded = load_image(path)
         nm_per_px = args.nm_per_px or loaded.nm_per_px
@@ -98,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 save_png(args.out / f"{stem}_confidence.png",
                          np.round(prediction.confidence * 255).astype(np.uint8))
             seconds = prediction.seconds
+            if args.report:
+                reports.append(image_report(path.name, predictor, loaded.pixels, nm_per_px, prediction))
             if prediction.edge_flips:
                 checked = (f", edge check flipped {prediction.edge_flips} region(s), "
                            f"{100 * prediction.flipped_fraction:.1f} % of pixels")
@@ -109,4 +116,6 @@ def run(args: argparse.Namespace) -> int:
             seconds = time.perf_counter() - started
         print(f"{path.name} → {target} ({loaded.pixels.shape[1]}×{loaded.pixels.shape[0]} px at "
               f"{nm_per_px:g} nm/px, {seconds:.2f} s{checked})")
+    if args.report:
+        print(f"report → {write_report(reports, args.report)}")
     return 0
