@@ -32,7 +32,7 @@ def _args(folder: Path, case, *extra: str) -> list[str]:
 
 def test_overlay_with_the_default_model_writes_every_file(site):
     folder, case = site
-    assert main(_args(folder, case)) == 0
+    assert main(_args(folder, case, "--compare-model", "default")) == 0
     out = folder / "out"
     registration = json.loads((out / "registration.json").read_text())
     assert abs(registration["dx_nm"] - case.offset_nm[0]) <= 4.0

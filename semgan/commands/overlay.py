@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="register the model's prediction, the SEM's edges, or both "
                              "(auto: the prediction, or the SEM's edges with --no-model)")
     parser.add_argument("--model", default="default", help="model folder or 'default'")
+    parser.add_argument("--compare-model", default=None,
+                        help="a second model: where it predicts otherwise becomes model_disagreement markers")
     parser.add_argument("--no-model", action="store_true",
                         help="no prediction: register on the SEM's edges; no EPE or contours")
     parser.add_argument("--step-nm", type=float, default=4.0, help="EPE segment length (2–5 nm)")
@@ -61,16 +63,19 @@ def run(args: argparse.Namespace) -> int:
         center, search_nm = search_window(layout)
         print(f"no site centre given: searching the whole cell (±{search_nm:.0f} nm)", file=sys.stderr)
     sem = loaded.pixels
-    prediction = None
+    prediction = other = None
     if not args.no_model:
         from semgan.infer import Predictor
 
         prediction = Predictor.from_dir(args.model, args.device).predict(sem, nm_per_px)
+        if args.compare_model is not None:
+            other = Predictor.from_dir(args.compare_model, args.device).predict(sem, nm_per_px).mask
     result = register_site(layout, sem, nm_per_px, center, search_nm,
                            None if prediction is None else prediction.probability,
                            RegistrationConfig(signal=args.signal), args.step_nm)
     sample = args.sem.name
-    markers = site_markers(result, sample, None if prediction is None else prediction.confidence)
+    markers = site_markers(result, sample, None if prediction is None else prediction.confidence,
+                           other, None if prediction is None else prediction.mask)
     masks = {} if prediction is None else {"prediction": prediction.mask}
     files = write_site(args.out, result, layout, sample, masks, markers)
     reg = result.registration
