@@ -10,7 +10,13 @@ import time
 
 from annotate import format as fmt
 from loop.finetune import FinetuneConfig
-from loop.jobs import TRAINING_KINDS, FinetunePlan
+from loop.jobs import (
+    FINETUNE,
+    TRAINING_KINDS,
+    FinetunePlan,
+    FinetuneRequest,
+    FinetuneResult,
+)
 from loop.triggers import TriggerError, TriggerState, describe_due
 from store import Counts, Job, Store
 
@@ -226,18 +232,19 @@ def verdict_html(job: Job | None) -> str:
     """The gate's verdict on the job's candidate: promoted / rejected, why, and the figures."""
     if job is None:
         return "<div class='sg-muted'>No fine-tune has finished yet: no verdict.</div>"
-    if job.status != "succeeded" or not job.result:
+    result = FinetuneResult.of(job)
+    if result is None:
         what = html.escape(job.error or job.status)
         return (f"<div class='sg-badge sg-badge-bad'><b>Job {job.id} {job.status}</b>: {what}"
                 "</div><div class='sg-muted'>No candidate was judged; production is "
                 "unchanged.</div>")
-    result, gate = job.result, job.result.get("gate") or {}
-    word = DECISION_WORDS.get(result.get("decision"), str(result.get("decision")))
-    candidate, production = result.get("candidate_version"), gate.get("production_version")
+    gate = result.gate
+    word = DECISION_WORDS.get(result.decision, result.decision)
+    candidate, production = result.candidate_version, gate.get("production_version")
     after = {"promoted": f"now in production (was v{production})",
              "rejected": f"production stays v{production}"}.get(word, "")
     css = "sg-badge-ok" if word == "promoted" else "sg-badge-bad"
-    summary = result.get("summary") or {}
+    summary = result.summary
     pairs = summary.get("pairs_used") or {}
     facts = (f"{summary.get('steps', '—')} steps ({summary.get('epochs', '—')} epochs) in "
              f"{duration(summary.get('train_seconds'))} on {summary.get('device', '?')}; "
@@ -248,7 +255,7 @@ def verdict_html(job: Job | None) -> str:
                        for w in summary.get("warnings", []))
     return (f"<div class='sg-badge {css} sg-verdict-badge'><b>Job {job.id}: candidate "
             f"v{candidate} {word}</b> — {html.escape(after)}</div>"
-            f"<div class='sg-why'><b>Why:</b> {html.escape(str(result.get('reason', '')))}</div>"
+            f"<div class='sg-why'><b>Why:</b> {html.escape(result.reason)}</div>"
             f"<div class='sg-muted'>{html.escape(facts)}</div>{warnings}"
             f"{checks_html(gate.get('checks', []))}{gate_metrics_html(gate) if gate else ''}")
 
@@ -258,16 +265,17 @@ def history_rows(jobs: list[Job], now: float | None = None) -> list[list]:
     now = time.time() if now is None else now
     rows = []
     for job in jobs:
-        result = job.result or {}
+        result = FinetuneResult.of(job)
+        request = FinetuneRequest.of(job) if job.kind == FINETUNE else None
         end = job.finished if job.finished is not None else now
         took = duration(end - job.started) if job.started is not None else "—"
-        version = result.get("candidate_version")
-        reason = result.get("reason") or job.error or job.params.get("reason", "")
-        rows.append([job.id, job.params.get("trigger", job.kind), job.status,
+        reason = (result.reason if result else None) or job.error or \
+            (request.reason if request else "")
+        rows.append([job.id, request.trigger if request else job.kind, job.status,
                      fmt.when(job.started or job.created), took,
                      f"{job.step}/{job.total}" if job.total else "—",
-                     DECISION_WORDS.get(result.get("decision"), "—"),
-                     f"v{version}" if version is not None else "—", reason])
+                     DECISION_WORDS.get(result.decision, "—") if result else "—",
+                     f"v{result.candidate_version}" if result else "—", reason])
     return rows
 
 

@@ -29,7 +29,13 @@ from loop.finetune import (
     set_finetune_config,
     with_overrides,
 )
-from loop.jobs import TRAINING_KINDS, BatchPredictRequest, FinetuneRequest
+from loop.jobs import (
+    TRAINING_KINDS,
+    BatchPredictRequest,
+    BatchResult,
+    FinetuneRequest,
+    FinetuneResult,
+)
 from loop.pairs import PairImportError, import_pair_folder, import_pairs
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
 from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
@@ -150,16 +156,16 @@ def _follow(store: Store, job_id: int, respawns: int = 2) -> int:
     if job.status != "succeeded":
         print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
         return EXIT_JOB_FAILED
-    result = job.result or {}
     if job.kind == JOB_KIND:
-        print(f"job {job_id} succeeded: {result.get('predicted')} predicted, "
-              f"{result.get('skipped')} already predicted, {len(result.get('failed', []))} "
-              f"failed (v{result.get('model_version')})")
-        for failure in result.get("failed", []):
+        batch = BatchResult.of(job)
+        print(f"job {job_id} succeeded: {batch.predicted} predicted, {batch.skipped} already "
+              f"predicted, {len(batch.failed)} failed (v{batch.model_version})")
+        for failure in batch.failed:
             print(f"  sample {failure['sample_id']}: {failure['error']}")
-        return EXIT_JOB_FAILED if result.get("failed") else 0
-    print(f"job {job_id} succeeded: candidate v{result.get('candidate_version')} "
-          f"{result.get('decision')}: {result.get('reason')}")
+        return EXIT_JOB_FAILED if batch.failed else 0
+    tuned = FinetuneResult.of(job)
+    print(f"job {job_id} succeeded: candidate v{tuned.candidate_version} {tuned.decision}: "
+          f"{tuned.reason}")
     return 0
 
 
@@ -201,10 +207,10 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
     print(f"worker: {status['worker_pid'] or 'not running'}")
     for label, job in (("current job", current), ("last job", last)):
         if job is not None:
-            result = job.result or {}
-            detail = f"step {job.step}/{job.total}" if job.active else job.error or \
-                f"candidate v{result.get('candidate_version')} {result.get('decision')}: " \
-                f"{result.get('reason')}"
+            tuned = FinetuneResult.of(job)
+            detail = (f"step {job.step}/{job.total}" if job.active else
+                      f"candidate v{tuned.candidate_version} {tuned.decision}: {tuned.reason}"
+                      if tuned is not None else job.error or job.status)
             print(f"{label}: #{job.id} {job.kind} {job.status}: {detail}")
     if predicting is not None:
         print(f"batch prediction: #{predicting.id} {predicting.status}: step "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from loop import process
 from loop.finetune import JobCancelled, Reporter
-from loop.jobs import BATCH_PREDICT, BatchPredictRequest, JobParamsError
+from loop.jobs import BATCH_PREDICT, BatchPredictRequest, BatchResult, JobParamsError
 from loop.predict import (
     DEFAULT_CACHE,
     IngestError,
@@ -219,8 +219,9 @@ def run_batch_predict(store: Store, job: Job, reporter: Reporter,
     for step, sample_id in enumerate(sample_ids, start=1):
         if reporter.cancelled:  # between images: what is predicted stays predicted
             raise BatchCancelled(f"stopped after {step - 1} of {total} samples "
-                                 f"({result['predicted']} predicted)",
-                                 {**result, "stopped_at": step - 1})
+                                 f"({result['predicted']} predicted)", BatchResult(
+                                     **{**result, "failed": tuple(result["failed"])},
+                                     stopped_at=step - 1).to_dict())
         t0 = time.monotonic()
         try:
             if _predicted(store, sample_id, model.version):
@@ -240,5 +241,5 @@ def run_batch_predict(store: Store, job: Job, reporter: Reporter,
     result["seconds"] = round(time.monotonic() - started, 3)
     reporter.log(f"done: {result['predicted']} predicted, {result['skipped']} already predicted, "
                  f"{len(result['failed'])} failed in {result['seconds']:.1f} s")
-    return result
+    return BatchResult(**{**result, "failed": tuple(result["failed"])}).to_dict()
 

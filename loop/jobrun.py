@@ -20,7 +20,14 @@ from typing import IO
 from loop.batch import run_batch_predict
 from loop.finetune import FinetuneConfig, JobCancelled, JobInterrupted, run_finetune
 from loop.gate import run_gate
-from loop.jobs import BATCH_PREDICT, FINETUNE, WORKER_KINDS, FinetunePlan, FinetuneRequest
+from loop.jobs import (
+    BATCH_PREDICT,
+    FINETUNE,
+    WORKER_KINDS,
+    FinetunePlan,
+    FinetuneRequest,
+    FinetuneResult,
+)
 from loop.shutdown import Shutdown
 from store import Job, JobStateError, Store, StoreError
 
@@ -134,8 +141,8 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
         gate = run_gate(store, candidate_version, Path(gate_state["anchor_test"]),
                         gate_state["tile_size"], config.gate, device=config.device,
                         log=reporter.log, check_cancel=reporter.check_cancel)
-        return {"candidate_version": candidate_version, "decision": gate.decision,
-                "reason": gate.reason, "gate": gate.to_dict(), "summary": gate_state["summary"]}
+        return FinetuneResult(candidate_version, gate.decision, gate.reason, gate.to_dict(),
+                              gate_state["summary"]).to_dict()
     except JobInterrupted as exc:
         if candidate_version is not None:  # trained and registered: only the gate is left
             exc.resume = gate_state

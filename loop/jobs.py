@@ -124,3 +124,55 @@ class FinetunePlan:
             return cls(**job.plan)
         except TypeError as exc:
             raise JobParamsError(f"job {job.id}: malformed plan ({exc})") from None
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """A finished fine-tune: its candidate and the gate's verdict on it."""
+
+    candidate_version: int
+    decision: str  # "promote", "reject" or "none" (the gate could not apply it)
+    reason: str
+    gate: dict[str, Any]  # loop.gate.GateResult.to_dict()
+    summary: dict[str, Any]  # the run's training summary (loop.finetune.run)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job row's result."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def of(cls, job: Job) -> FinetuneResult | None:
+        """The result of a succeeded fine-tune job, else None."""
+        if job.kind != FINETUNE or job.status != "succeeded" or not job.result:
+            return None
+        try:
+            return cls(**job.result)
+        except TypeError as exc:
+            raise JobParamsError(f"job {job.id}: malformed fine-tune result ({exc})") from None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch prediction did (also when cancelled or interrupted part-way)."""
+
+    model_version: int
+    total: int
+    predicted: int = 0
+    skipped: int = 0  # already predicted
+    failed: tuple[dict[str, Any], ...] = ()  # {"sample_id", "error"}
+    seconds: float | None = None
+    stopped_at: int | None = None  # samples handled before a cancel
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job row's result."""
+        return {**dataclasses.asdict(self), "failed": [dict(f) for f in self.failed]}
+
+    @classmethod
+    def of(cls, job: Job) -> BatchResult | None:
+        """The result of a batch_predict job that has one, else None."""
+        if job.kind != BATCH_PREDICT or not job.result:
+            return None
+        try:
+            return cls(**{**job.result, "failed": tuple(job.result.get("failed", ()))})
+        except TypeError as exc:
+            raise JobParamsError(f"job {job.id}: malformed batch result ({exc})") from None

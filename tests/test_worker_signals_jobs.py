@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from loop.jobs import (
     BATCH_PREDICT,
     FINETUNE,
     BatchPredictRequest,
+    BatchResult,
     FinetunePlan,
     FinetuneRequest,
+    FinetuneResult,
     JobParamsError,
 )
 from loop.worker import run_worker
@@ -61,3 +64,19 @@ def test_a_fine_tune_records_its_plan_and_the_tab_shows_epochs_from_it(tmp_path:
             (done.result["summary"]["steps"], 7, TINY_FINETUNE.anchor_train)
         epochs = f"epoch {done.step / plan.steps_per_epoch:.1f} / {done.total / plan.steps_per_epoch:.1f}"
         assert epochs in progress_html(done)
+        result = FinetuneResult.of(done)
+        assert (result.candidate_version, result.decision in ("promote", "reject")) == (2, True)
+        assert result.gate["candidate_version"] == 2
+
+
+def test_a_batch_result_reads_back_and_a_malformed_one_is_named(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "ws") as store:
+        job = store.enqueue_job(BATCH_PREDICT, BatchPredictRequest((1,), 1).to_params())
+        store.claim_job(os.getpid())
+        written = BatchResult(1, 1, 0, 0, ({"sample_id": 1, "error": "NotFoundError"},), 0.5)
+        finished = store.finish_job(job.id, "succeeded", written.to_dict())
+        assert BatchResult.of(finished) == written
+        other = store.enqueue_job(BATCH_PREDICT, {"sample_ids": [2]})
+        store.claim_job(os.getpid())
+        with pytest.raises(JobParamsError, match="malformed batch result"):
+            BatchResult.of(store.finish_job(other.id, "succeeded", {"predicted": 1}))
