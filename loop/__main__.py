@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Sequence
 
 from loop.batch import JOB_KIND, expand_paths, ingest_files
@@ -29,10 +28,10 @@ from loop.finetune import (
     set_finetune_config,
     with_overrides,
 )
+from loop.follow import EXIT_JOB_FAILED, follow_job
 from loop.jobs import (
     TRAINING_KINDS,
     BatchPredictRequest,
-    BatchResult,
     FinetuneRequest,
     FinetuneResult,
 )
@@ -41,7 +40,7 @@ from loop.triggers import TriggerError, check_triggers, set_trigger_settings, tr
 from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
 from store import Job, Store, StoreError
 
-EXIT_JOB_FAILED, EXIT_BAD_INPUT = 1, 2
+EXIT_BAD_INPUT = 2
 
 
 def _job_dict(job: Job | None) -> dict | None:
@@ -112,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
               f"with v{batch.model_version} (job {batch.job.id}{behind}; "
               f"`python -m loop cancel --job {batch.job.id}` stops it)")
         if args.wait and not args.no_spawn:
-            followed = _follow(store, batch.job.id)
+            followed = follow_job(store, batch.job.id)
             return EXIT_JOB_FAILED if trouble else followed
     return EXIT_JOB_FAILED if trouble else 0
 
@@ -127,46 +126,7 @@ def cmd_finetune(args: argparse.Namespace, store: Store) -> int:
         return 0
     pid = spawn_worker(store.workspace)
     print(f"worker pid {pid} (log: {store.logs_dir / LOG_NAME})")
-    return _follow(store, job.id) if args.wait else 0
-
-
-def _follow(store: Store, job_id: int, respawns: int = 2) -> int:
-    """Print the job's log and progress until it ends; exit status 0 only if it succeeded."""
-    shown, last_step, queued_since = 0, -1, time.monotonic()
-    while True:
-        job = store.get_job(job_id)
-        for line in job.log_lines[shown:] if len(job.log_lines) >= shown else job.log_lines:
-            print(f"  {line}")
-        shown = len(job.log_lines)
-        if job.status == "running" and job.step != last_step and job.total:
-            last_step = job.step
-            eta = f", ETA {job.eta_seconds:.0f} s" if job.eta_seconds is not None else ""
-            print(f"  step {job.step}/{job.total} ({job.progress:.0%}{eta})", flush=True)
-        if not job.active:
-            break
-        if job.status in ("queued", "interrupted") and time.monotonic() - queued_since > 30 \
-                and worker_pid(store.workspace) is None:
-            if respawns == 0:
-                print(f"no worker picked up job {job_id}; see {store.logs_dir / LOG_NAME}",
-                      file=sys.stderr)
-                return EXIT_JOB_FAILED
-            respawns, queued_since = respawns - 1, time.monotonic()
-            spawn_worker(store.workspace)
-        time.sleep(1.0)
-    if job.status != "succeeded":
-        print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
-        return EXIT_JOB_FAILED
-    if job.kind == JOB_KIND:
-        batch = BatchResult.of(job)
-        print(f"job {job_id} succeeded: {batch.predicted} predicted, {batch.skipped} already "
-              f"predicted, {len(batch.failed)} failed (v{batch.model_version})")
-        for failure in batch.failed:
-            print(f"  sample {failure['sample_id']}: {failure['error']}")
-        return EXIT_JOB_FAILED if batch.failed else 0
-    tuned = FinetuneResult.of(job)
-    print(f"job {job_id} succeeded: candidate v{tuned.candidate_version} {tuned.decision}: "
-          f"{tuned.reason}")
-    return 0
+    return follow_job(store, job.id) if args.wait else 0
 
 
 def cmd_status(args: argparse.Namespace, store: Store) -> int:
