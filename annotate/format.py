@@ -90,10 +90,20 @@ def prediction_note(prediction: Prediction | None, model: ModelVersion | None) -
     summary = prediction.confidence_summary
     status = f" ({model.status})" if model is not None else ""
     return (f"Prediction by model **v{prediction.model_version}**{status} in "
-            f"{prediction.seconds:.2f} s · mean confidence "
+            f"{prediction.seconds:.2f} s" + uncertainty_note(summary) + " · mean confidence "
             f"{number(summary.get('mean'), '{:.3f}')} · uncertain pixels "
             f"{number(100 * summary.get('uncertain_fraction', math.nan), '{:.1f}')} %"
             + tool_note(summary) + edge_check_note(summary))
+
+
+def uncertainty_note(summary: dict) -> str:
+    """The per-image uncertainty P(wrong) (semgan.uncertainty) and its reason, when measured."""
+    score = summary.get("uncertainty")
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        return ""
+    verdict = "**likely wrong**" if score >= 0.5 else "likely right"
+    return (f" · uncertainty **{score:.2f}** ({verdict}: "
+            f"{summary.get('uncertainty_reason') or 'no reason recorded'})")
 
 
 def edge_check_note(summary: dict) -> str:

@@ -25,6 +25,8 @@ CONTOUR_RGB = (0, 230, 255)
 FILL_RGB = (0, 160, 255)
 RECT_ADD_RGB = (60, 220, 90)
 RECT_REMOVE_RGB = (255, 70, 70)
+UNCERTAIN_RGB = (255, 0, 200)  # magenta: where flipped/rotated predictions disagree
+UNCERTAIN_OPACITY = 0.9  # at uncertainty 1
 
 _png_dir: Path | None = None
 _png_lock = threading.Lock()
@@ -97,6 +99,13 @@ def overlay(sem_image: np.ndarray, mask: np.ndarray | None, opacity: float = 0.3
         if show_contour:
             picture[contour(mask, line_width(mask.shape))] = CONTOUR_RGB
     return np.clip(picture + 0.5, 0, 255).astype(np.uint8)
+
+
+def uncertainty_overlay(picture: np.ndarray, pixel_map: np.ndarray) -> np.ndarray:
+    """An RGB picture with the per-pixel uncertainty (0–1) painted over it in magenta."""
+    alpha = np.clip(np.asarray(pixel_map, np.float32), 0, 1)[..., None] * UNCERTAIN_OPACITY
+    painted = (1 - alpha) * picture.astype(np.float32) + alpha * np.asarray(UNCERTAIN_RGB, np.float32)
+    return np.clip(painted + 0.5, 0, 255).astype(np.uint8)
 
 
 def disagreement_map(sem_image: np.ndarray, mask_a: np.ndarray,

@@ -16,6 +16,7 @@ from annotate import format as fmt
 from annotate import overlay, render
 from annotate.studio import QUEUE_ORDERS, QueueFilter, Studio, after_removal, step_in_queue
 from loop.batch import IngestBatch, ingest_files
+from loop.uncertainty import uncertainty_map
 from store import StoreError
 
 QUEUE_HEADERS = ["id", "name", "drift", "unc. %", "state"]
@@ -64,7 +65,7 @@ def queue_update(studio: Studio, *filters) -> tuple[list[list], list[int], str]:
 
 def show_sample(studio: Studio, sample_id: int | None, queue_ids: list[int],
                 show_contour: bool, opacity: float, zoom_factor: str,
-                zoom_center: tuple[int, int] | None) -> list:
+                zoom_center: tuple[int, int] | None, show_uncertainty: bool = False) -> list:
     """Outputs of ``ReviewUI.view_outputs`` (zoom centre first) for one sample, or placeholders."""
     if sample_id is None:
         return [None, None, "### The queue is empty\nUpload SEM images below, or relax the "
@@ -75,6 +76,10 @@ def show_sample(studio: Studio, sample_id: int | None, queue_ids: list[int],
     models = {m.version: m for m in studio.models()}
     model = models.get(view.prediction.model_version) if view.prediction else None
     overlay = render.overlay(view.sem_image, view.mask, opacity, show_contour)
+    pixel_map = (uncertainty_map(studio.store, view.prediction.confidence_summary)
+                 if show_uncertainty and view.prediction else None)
+    if pixel_map is not None and pixel_map.shape == overlay.shape[:2]:
+        overlay = render.uncertainty_overlay(overlay, pixel_map)
     grow = render.display_factor(overlay.shape, IMAGE_HEIGHT)  # small images shown bigger
     factor = 1 if zoom_factor == "off" else int(zoom_factor.rstrip("×"))
     zoomed = gr.Image(value=render.png_file(render.zoom(overlay, zoom_center, factor))
@@ -167,6 +172,8 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 show_contour = gr.Checkbox(value=True, label="Show contour")
                 opacity = gr.Slider(0, 1, value=0.3, step=0.05, label="Fill opacity")
                 zoom_factor = gr.Radio(ZOOM_CHOICES, value="4×", label="Zoom (click the overlay)")
+                show_unc = gr.Checkbox(value=False, label="Unsure pixels (magenta)",
+                                       elem_id="show-uncertainty")
             with gr.Row():
                 prev_btn = gr.Button("◀ Previous [K]", elem_id="prev-btn")
                 accept_btn = gr.Button("✓ Accept [A]", variant="primary", elem_id="accept-btn")
@@ -184,7 +191,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     filters = [order, uncorrected, source, tool, flagged]
     view_outputs = [zoom_center, sample, header, badge, note, sem_img, pred_img, overlay_img,
                     zoom_img, metrics]
-    look = [show_contour, opacity, zoom_factor, zoom_center]
+    look = [show_contour, opacity, zoom_factor, zoom_center, show_unc]
 
     def refresh(current, *chosen):
         rows, ids, text = queue_update(studio, *chosen)
@@ -193,25 +200,26 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     def goto(step: int):
         def handler(current, ids, *style):
             target = step_in_queue(ids, current, step) if step else current
-            return show_sample(studio, target, ids, *style[:3], None)
+            return show_sample(studio, target, ids, *style[:3], None, style[4])
         return handler
 
-    def select_row(ids, show, alpha, factor, center, evt: gr.SelectData):
+    def select_row(ids, show, alpha, factor, center, unc, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         target = ids[row] if 0 <= row < len(ids) else None
-        return show_sample(studio, target, ids, show, alpha, factor, None)
+        return show_sample(studio, target, ids, show, alpha, factor, None, unc)
 
     def restyle(current, ids, *style):
         return show_sample(studio, current, ids, *style)
 
-    def zoom_at(current, ids, show, alpha, factor, evt: gr.SelectData):
+    def zoom_at(current, ids, show, alpha, factor, unc, evt: gr.SelectData):
         sample = studio.store.get_sample(current)
         grow = render.display_factor((sample.height, sample.width), IMAGE_HEIGHT)
         center = (int(evt.index[0]) // grow, int(evt.index[1]) // grow)
-        return show_sample(studio, current, ids, show, alpha, factor, center)
+        return show_sample(studio, current, ids, show, alpha, factor, center, unc)
 
     def finish(current, ids, *chosen_and_style, accept: bool):
         chosen, style = chosen_and_style[:5], chosen_and_style[5:8]
+        unc = chosen_and_style[8]
         message = ""
         if current is not None and accept:
             view = studio.view(current)
@@ -241,10 +249,11 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
         if target not in new_ids and new_ids:
             target = step_in_queue(new_ids, target, 0)
         return [rows, new_ids, text, message, studio.counters(),
-                *show_sample(studio, target, new_ids, *style, None)]
+                *show_sample(studio, target, new_ids, *style, None, unc)]
 
     def upload(paths, nm_text, tool_name, *chosen_and_style):
         chosen, style = chosen_and_style[:5], chosen_and_style[5:8]
+        unc = chosen_and_style[8]
         if not paths:
             return ["Choose one or more PNG/TIFF files first.", *[gr.skip()] * 15]
         try:
@@ -258,7 +267,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
         stored = batch.stored
         first = stored[0].sample.id if stored else None
         rows, ids, text = queue_update(studio, *chosen)
-        shown = show_sample(studio, first, ids, *style, None) if first else [gr.skip()] * 10
+        shown = show_sample(studio, first, ids, *style, None, unc) if first else [gr.skip()] * 10
         return ["\n\n".join(upload_report(batch)), rows, ids, text, studio.counters(),
                 gr.Dropdown(choices=studio.tools()), *shown]
 
@@ -268,15 +277,16 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     table.select(select_row, [queue, *look], view_outputs)
     prev_btn.click(goto(-1), [sample, queue, *look], view_outputs)
     next_btn.click(goto(1), [sample, queue, *look], view_outputs)
-    for control in (show_contour, opacity, zoom_factor):
+    for control in (show_contour, opacity, zoom_factor, show_unc):
         control.change(restyle, [sample, queue, *look], view_outputs, show_progress="hidden")
-    overlay_img.select(zoom_at, [sample, queue, show_contour, opacity, zoom_factor],
+    overlay_img.select(zoom_at, [sample, queue, show_contour, opacity, zoom_factor, show_unc],
                        view_outputs, show_progress="hidden")
-    actions = [sample, queue, *filters, show_contour, opacity, zoom_factor]
+    actions = [sample, queue, *filters, show_contour, opacity, zoom_factor, show_unc]
     after = [table, queue, queue_note, status, counters, *view_outputs]
     accept_btn.click(lambda *a: finish(*a, accept=True), actions, after)
     skip_btn.click(lambda *a: finish(*a, accept=False), actions, after)
-    upload_btn.click(upload, [files, nm_in, tool_in, *filters, show_contour, opacity, zoom_factor],
+    upload_btn.click(upload, [files, nm_in, tool_in, *filters, show_contour, opacity, zoom_factor,
+                              show_unc],
                      [upload_status, table, queue, queue_note, counters, tool, *view_outputs])
     return ReviewUI(filters, table, queue_note, refresh_btn, view_outputs, zoom_center, prev_btn,
                     next_btn, accept_btn, correct_btn, skip_btn, status, tool, design)

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from loop.uncertainty import uncertainty_summary
 from semgan.drift import DriftConfig, DriftError, ReferenceProfile, score
 from semgan.imageio import ImageError, load_image, to_uint8
 from semgan.infer import LayoutPrediction, Predictor
@@ -118,11 +119,13 @@ def predict_sample(store: Store, sample_id: int, version: int | None = None,
                    cache: PredictorCache = DEFAULT_CACHE) -> Prediction:
     """Predict a stored sample with a version (production when None) and store the result."""
     sample = store.get_sample(sample_id)
-    model, result = run_model(store, store.sample_image(sample_id), sample.nm_per_px, version,
-                              cache)
+    image = store.sample_image(sample_id)
+    model, result = run_model(store, image, sample.nm_per_px, version, cache)
     confidence = np.rint(np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
-    return store.add_prediction(sample_id, model.version, result.mask,
-                                confidence_summary(result), result.seconds, confidence)
+    summary = {**confidence_summary(result), **uncertainty_summary(  # the queue's sort key
+        store, cache.get(model), cache.run_lock, image, sample.nm_per_px, result)}
+    return store.add_prediction(sample_id, model.version, result.mask, summary, result.seconds,
+                                confidence)
 
 
 def prediction_for(store: Store, sample_id: int, version: int | None = None,

@@ -119,7 +119,8 @@ class Store(DesignsMixin, PairsMixin, ModelsMixin, JobsMixin, StoreBase):
         return {r[0] for r in self._conns.db().execute(
             "SELECT image_sha FROM samples UNION SELECT truth_sha FROM samples "
             "UNION SELECT mask_sha FROM predictions UNION SELECT confidence_sha FROM "
-            "predictions UNION SELECT mask_sha FROM pairs") if r[0]}
+            "predictions UNION SELECT mask_sha FROM pairs UNION SELECT json_extract("
+            "confidence_json, '$.uncertainty_map_sha') FROM predictions") if r[0]}
 
     def gc_blobs(self, grace_s: float = GC_GRACE_S) -> blobs.GcResult:
         """Delete blobs no row refers to and that are older than ``grace_s`` seconds."""

@@ -53,8 +53,10 @@ def check_nm_per_px(nm_per_px: float) -> float:
 
 
 def uncertainty_of(summary: dict) -> float | None:
-    """Review-queue uncertainty from a confidence summary (uncertain_fraction, else 1 - mean)."""
-    for key, transform in (("uncertain_fraction", float), ("mean", lambda m: 1.0 - float(m))):
+    """Review-queue uncertainty from a confidence summary: the per-image score P(wrong)
+    (semgan.uncertainty), else uncertain_fraction, else 1 - mean confidence."""
+    for key, transform in (("uncertainty", float), ("uncertain_fraction", float),
+                           ("mean", lambda m: 1.0 - float(m))):
         value = summary.get(key)
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return transform(value)

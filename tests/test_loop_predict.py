@@ -75,14 +75,17 @@ def test_predict_sample_stores_mask_confidence_map_and_summary(store: Store) -> 
     assert set(prediction.confidence_summary) == {"mean", "uncertain_fraction", "p05",
                                                   "mask_fraction", "tool_calibration",
                                                   "tool_expert", "edge_flips",
-                                                  "flipped_fraction", "edge_check_skipped"}
+                                                  "flipped_fraction", "edge_check_skipped",
+                                                  "uncertainty", "uncertainty_reason",
+                                                  "uncertainty_features", "uncertainty_map_sha",
+                                                  "uncertainty_seconds"}
     assert prediction.confidence_summary["tool_calibration"] is None  # no calibration.json
     summary = prediction.confidence_summary
     assert summary["edge_flips"] >= 0 and 0 <= summary["flipped_fraction"] <= 1
     if summary["edge_flips"]:  # flipped pixels are stored with confidence 0
         assert (store.confidence_map(prediction) == 0).mean() >= summary["flipped_fraction"] - 0.01
     assert store.get_sample(sample.id).uncertainty == \
-        prediction.confidence_summary["uncertain_fraction"]
+        prediction.confidence_summary["uncertainty"]  # the per-image P(wrong), issue 17
 
 
 def test_predict_sample_with_a_version_uses_that_model(store: Store,
