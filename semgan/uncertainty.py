@@ -125,6 +125,8 @@ def image_features(probabilities: np.ndarray, base: LayoutPrediction, sem_image:
         "missed_edges": missed_edges(sem_image, base.mask),
         "extreme_fill": float(min(fraction, 1.0 - fraction) < 0.02),
         "mask_fraction": fraction,
+        # IoU's sensitivity to an edge error: outline length over the smaller side's area
+        "outline_ratio": float(_outline(base.mask).sum() / (min(base.mask.sum(), (~base.mask).sum()) + 1)),
         # Denser than any training layout: often the substrate taken for the pattern (dark
         # features on a bright substrate), which TTA cannot see, since it is mirror-safe.
         "dense_fill": max(fraction - DENSE_ABOVE, 0.0),

@@ -40,7 +40,8 @@ REASONS = {
     "edge_check_skipped": "edges too weak against the noise to check",
     "missed_edges": "strong SEM edges with no predicted outline",
     "extreme_fill": "the predicted layout is (almost) empty or full",
-    "mask_fraction": "small, sparse features (each edge error weighs more)",
+    "mask_fraction": "sparse pattern",
+    "outline_ratio": "thin features or narrow gaps: each edge error weighs more",
     "dense_fill": "the predicted layout is denser than any design (substrate taken for pattern?)",
     "drift": "the image is unlike the training tools",
 }

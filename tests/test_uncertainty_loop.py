@@ -10,9 +10,10 @@ import torch
 
 from annotate import format as fmt
 from annotate import render
-from loop.bootstrap import install_model
+from loop.bootstrap import add_demo_samples, install_model
 from loop.predict import PredictorCache, predict_sample
 from loop.uncertainty import uncertainty_map
+from semgan.infer import DEFAULT_MODEL_DIR
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
 from store import Store
@@ -77,3 +78,14 @@ def test_uncertainty_overlay_paints_only_where_the_map_is_high() -> None:
     assert painted[0, 0].tolist() != [100, 100, 100]
     assert painted[0, 0, 1] < 100 < painted[0, 0, 0]  # towards magenta
     assert painted[1, 1].tolist() == [100, 100, 100]
+
+
+def test_default_model_queues_every_demo_drifted_image_before_the_clean_ones(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "ws") as store:
+        install_model(store, DEFAULT_MODEL_DIR, status="production")
+        cache = PredictorCache(device="cpu")
+        for sample_id in add_demo_samples(store, 4.0):  # the app's demo: 6 clean, 6 drifted
+            predict_sample(store, sample_id, cache=cache)
+        queue = store.list_samples(order_by="uncertainty")
+        assert [s.name.split("-")[1] for s in queue] == ["drifted"] * 6 + ["clean"] * 6
+        assert min(s.uncertainty for s in queue[:6]) > 0.5 > max(s.uncertainty for s in queue[6:])
