@@ -26,7 +26,8 @@ FILL_RGB = (0, 160, 255)
 RECT_ADD_RGB = (60, 220, 90)
 RECT_REMOVE_RGB = (255, 70, 70)
 UNCERTAIN_RGB = (255, 0, 200)  # magenta: where flipped/rotated predictions disagree
-UNCERTAIN_OPACITY = 0.9  # at uncertainty 1
+UNCERTAIN_OPACITY = 0.9  # at a disagreement of UNCERTAIN_FULL_AT or more …
+UNCERTAIN_FULL_AT = 0.5  # … (half the flipped predictions say the opposite)
 
 _png_dir: Path | None = None
 _png_lock = threading.Lock()
@@ -103,7 +104,8 @@ def overlay(sem_image: np.ndarray, mask: np.ndarray | None, opacity: float = 0.3
 
 def uncertainty_overlay(picture: np.ndarray, pixel_map: np.ndarray) -> np.ndarray:
     """An RGB picture with the per-pixel uncertainty (0–1) painted over it in magenta."""
-    alpha = np.clip(np.asarray(pixel_map, np.float32), 0, 1)[..., None] * UNCERTAIN_OPACITY
+    alpha = np.clip(np.asarray(pixel_map, np.float32) / UNCERTAIN_FULL_AT, 0, 1)[..., None]
+    alpha = alpha * UNCERTAIN_OPACITY
     painted = (1 - alpha) * picture.astype(np.float32) + alpha * np.asarray(UNCERTAIN_RGB, np.float32)
     return np.clip(painted + 0.5, 0, 255).astype(np.uint8)
 
