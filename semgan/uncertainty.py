@@ -38,7 +38,8 @@ EDGE_SIGMA_PX = 1.5
 EDGE_SNR = 0.6  # strong edges: smoothed gradient ≥ this × the pixel-noise sigma …
 MIN_EDGE_FRACTION = 0.002  # … on at least this fraction of the image, else there are none
 DENSE_ABOVE = 0.5  # of the pixels; the training layouts stay below (90th percentile 0.43)
-EDGE_NEAR_PX = 3  # a strong SEM edge within this distance of a predicted outline is explained
+EDGE_NEAR_PX = 3
+MIN_OUTLINE_PX = 10  # fewer predicted outline pixels than this: no edge width to measure  # a strong SEM edge within this distance of a predicted outline is explained
 
 
 def dihedral(image: np.ndarray, index: int) -> np.ndarray:
@@ -89,9 +90,7 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 def missed_edges(sem_image: np.ndarray, mask: np.ndarray) -> float:
     """Fraction of the SEM's strong edges (top 5 % gradient, above the noise) farther than
     ``EDGE_NEAR_PX`` from any predicted outline: 0 = every strong edge is explained."""
-    image = np.asarray(sem_image, dtype=np.float32)
-    if image.max() > 1.5:
-        image = image / (65535.0 if image.max() > 255 else 255.0)
+    image = _unit(sem_image)
     gradient = smoothed_gradient(image, EDGE_SIGMA_PX)
     # Smoothed pixel noise alone reaches ~0.35 σ at its 99th percentile: 0.6 σ is an edge.
     strong = gradient >= max(float(np.percentile(gradient, 95)), EDGE_SNR * noise_sigma(image), 1e-6)
@@ -102,6 +101,27 @@ def missed_edges(sem_image: np.ndarray, mask: np.ndarray) -> float:
         return 1.0
     distance = cv2.distanceTransform(1 - outline, cv2.DIST_L2, 3)
     return float(np.mean(distance[strong] > EDGE_NEAR_PX))
+
+
+def edge_blur(sem_image: np.ndarray, mask: np.ndarray) -> float:
+    """Edge width in pixels: the image's grey-level range over its gradient along the predicted
+    outlines (a wider beam blurs the step, and a blurred edge hides where it really is)."""
+    image = cv2.GaussianBlur(_unit(sem_image), (0, 0), 1.0)
+    outline = _outline(np.asarray(mask, bool))
+    if outline.sum() < MIN_OUTLINE_PX:
+        return 0.0
+    near = cv2.dilate(outline.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    gradient = float(np.percentile(smoothed_gradient(image, 0.5)[near], 90))
+    spread = float(np.percentile(image, 99) - np.percentile(image, 1))
+    return spread / max(gradient, 1e-6)
+
+
+def _unit(sem_image: np.ndarray) -> np.ndarray:
+    """A grey image as float32 in [0, 1] (8- and 16-bit integers scaled)."""
+    image = np.asarray(sem_image, dtype=np.float32)
+    if image.max() > 1.5:
+        image = image / (65535.0 if image.max() > 255 else 255.0)
+    return image
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,6 +145,7 @@ def image_features(probabilities: np.ndarray, base: LayoutPrediction, sem_image:
         "missed_edges": missed_edges(sem_image, base.mask),
         "extreme_fill": float(min(fraction, 1.0 - fraction) < 0.02),
         "mask_fraction": fraction,
+        "edge_blur": edge_blur(sem_image, base.mask),
         # IoU's sensitivity to an edge error: outline length over the smaller side's area
         "outline_ratio": float(_outline(base.mask).sum() / (min(base.mask.sum(), (~base.mask).sum()) + 1)),
         # Denser than any training layout: often the substrate taken for the pattern (dark

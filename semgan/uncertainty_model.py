@@ -42,6 +42,7 @@ REASONS = {
     "extreme_fill": "the predicted layout is (almost) empty or full",
     "mask_fraction": "sparse pattern",
     "outline_ratio": "thin features or narrow gaps: each edge error weighs more",
+    "edge_blur": "blurred edges (a wide beam): where they really are is hard to tell",
     "dense_fill": "the predicted layout is denser than any design (substrate taken for pattern?)",
     "drift": "the image is unlike the training tools",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from semgan.uncertainty import (
     assess,
     dihedral,
     disagreement_map,
+    edge_blur,
     missed_edges,
     tta_probabilities,
     undo_dihedral,
@@ -77,6 +79,15 @@ def test_missed_edges_is_zero_for_an_empty_layout_on_a_blank_image():
     assert missed_edges(blank.sem_image, blank.layout_mask) == 0.0
 
 
+def test_edge_blur_is_wider_for_a_blurred_step_and_zero_without_outlines():
+    mask = np.zeros((64, 64), bool)
+    mask[:, 32:] = True
+    sharp = np.where(mask, 200, 50).astype(np.uint8)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 4.0)
+    assert edge_blur(blurred, mask) > 2 * edge_blur(sharp, mask)
+    assert edge_blur(sharp, np.zeros_like(mask)) == 0.0
+
+
 def test_tta_of_a_mirror_safe_model_agrees_and_of_a_lopsided_one_does_not():
     pair = make_pair(1, size=64, nm_per_px=4.0, profiles=[PROFILES["clean"]], seed=3)
     fair = tta_probabilities(_StubPredictor(False), pair.sem_image, None, transforms=8)
@@ -137,7 +148,8 @@ def test_shipped_coefficients_load_and_say_how_they_were_fitted():
 def test_shipped_score_rises_with_tta_disagreement_and_an_empty_layout():
     model = load_model()
     calm = {name: 0.0 for name in model.features} | {"tta_disagreement": 0.001, "tta_iou_loss": 0.002,
-                                                     "missed_edges": 0.01, "drift": 0.5}
+                                                     "low_confidence": 0.002, "missed_edges": 0.01,
+                                                     "drift": 0.5, "mask_fraction": 0.3, "edge_blur": 3.4}
     worse = calm | {"tta_disagreement": 0.05, "tta_iou_loss": 0.3, "missed_edges": 0.9, "extreme_fill": 1.0}
     assert model.score(worse) > 0.5 > model.score(calm)
     assert model.reason(calm).startswith("consistent")
