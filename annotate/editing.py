@@ -87,3 +87,59 @@ def edited_mask(value: dict | None, base: np.ndarray) -> np.ndarray:
     full_drawn = cv2.resize(drawn.astype(np.uint8), size,
                             interpolation=cv2.INTER_NEAREST).astype(bool)
     return np.where(changed, full_drawn, base)
+
+
+# -- one-click correction tools (the Correct tab's result-image tools) ---------------------------
+
+
+def region_at(mask: np.ndarray, point_xy: tuple[int, int]) -> np.ndarray:
+    """The 4-connected region (pattern or gap, whichever is under the point) holding ``point_xy``."""
+    x, y = point_xy
+    if not (0 <= y < mask.shape[0] and 0 <= x < mask.shape[1]):
+        return np.zeros(mask.shape, bool)
+    side = mask if mask[y, x] else ~mask
+    _, labels = cv2.connectedComponents(side.astype(np.uint8), connectivity=4)
+    return labels == labels[y, x]
+
+
+def flip_region(mask: np.ndarray, point_xy: tuple[int, int]) -> np.ndarray:
+    """Delete the clicked pattern region, or fill the clicked gap/hole."""
+    return mask ^ region_at(mask, point_xy)
+
+
+def keep_region(mask: np.ndarray, point_xy: tuple[int, int]) -> np.ndarray:
+    """Keep only the clicked pattern region (every other pattern region is removed)."""
+    region = region_at(mask, point_xy)
+    return region if region.any() and mask[point_xy[1], point_xy[0]] else mask.copy()
+
+
+def threshold_in_box(mask: np.ndarray, sem_image: np.ndarray, corner_a: tuple[int, int],
+                     corner_b: tuple[int, int]) -> np.ndarray:
+    """Inside the box, the layout becomes the SEM thresholded at its local Otsu level; the side
+    (bright or dark = pattern) that agrees better with the current mask there is kept."""
+    (x0, x1), (y0, y1) = sorted((corner_a[0], corner_b[0])), sorted((corner_a[1], corner_b[1]))
+    window = np.ascontiguousarray(sem_image[y0:y1 + 1, x0:x1 + 1])
+    if window.size < 4:
+        return mask.copy()
+    grey = window if window.dtype == np.uint8 else cv2.normalize(
+        window.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    _, bright = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = bright.astype(bool)
+    current = mask[y0:y1 + 1, x0:x1 + 1]
+    local = bright if np.mean(bright == current) >= np.mean(~bright == current) else ~bright
+    out = mask.copy()
+    out[y0:y1 + 1, x0:x1 + 1] = local
+    return out
+
+
+def move_region_edges(mask: np.ndarray, point_xy: tuple[int, int], nm: float,
+                      nm_per_px: float) -> np.ndarray:
+    """Move every edge of the clicked pattern region out (nm > 0) or in by ``nm``, rounded to
+    whole pixels; a square kernel keeps Manhattan edges straight. Other regions stay as they are."""
+    steps = round(abs(nm) / nm_per_px)
+    region = region_at(mask, point_xy)
+    if steps == 0 or not region.any() or not mask[point_xy[1], point_xy[0]]:
+        return mask.copy()
+    kernel = np.ones((2 * steps + 1,) * 2, np.uint8)
+    moved = (cv2.dilate if nm > 0 else cv2.erode)(region.astype(np.uint8), kernel).astype(bool)
+    return (mask & ~region) | moved
