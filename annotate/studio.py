@@ -114,7 +114,8 @@ class Studio:
         sample = self.store.get_sample(sample_id)
         prediction = mask = None
         try:
-            prediction = prediction_for(self.store, sample_id, None, self.cache)
+            # the engineer is waiting: the uncertainty score follows from a background thread
+            prediction = prediction_for(self.store, sample_id, None, self.cache, uncertainty_now=False)
             mask = self.store.prediction_mask(prediction)
         except NoProductionModelError:
             pass

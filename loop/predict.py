@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from loop.uncertainty import uncertainty_summary
+from loop.uncertainty import uncertainty_later, uncertainty_summary
 from semgan.drift import DriftConfig, DriftError, ReferenceProfile, score
 from semgan.imageio import ImageError, load_image, to_uint8
 from semgan.infer import LayoutPrediction, Predictor
@@ -116,25 +116,33 @@ def run_model(store: Store, image: np.ndarray, nm_per_px: float, version: int | 
 
 
 def predict_sample(store: Store, sample_id: int, version: int | None = None,
-                   cache: PredictorCache = DEFAULT_CACHE) -> Prediction:
-    """Predict a stored sample with a version (production when None) and store the result."""
+                   cache: PredictorCache = DEFAULT_CACHE, uncertainty_now: bool = True) -> Prediction:
+    """Predict a stored sample with a version (production when None) and store the result; its
+    uncertainty (the queue's sort key) is measured before it is stored, or with
+    ``uncertainty_now=False`` in a background thread that adds it afterwards."""
     sample = store.get_sample(sample_id)
     image = store.sample_image(sample_id)
     model, result = run_model(store, image, sample.nm_per_px, version, cache)
     confidence = np.rint(np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
-    summary = {**confidence_summary(result), **uncertainty_summary(  # the queue's sort key
-        store, cache.get(model), cache.run_lock, image, sample.nm_per_px, result)}
-    return store.add_prediction(sample_id, model.version, result.mask, summary, result.seconds,
-                                confidence)
+    summary = confidence_summary(result)
+    if uncertainty_now:
+        summary.update(uncertainty_summary(store, cache.get(model), cache.run_lock, image,
+                                           sample.nm_per_px, result))
+    prediction = store.add_prediction(sample_id, model.version, result.mask, summary, result.seconds,
+                                      confidence)
+    if not uncertainty_now:
+        uncertainty_later(store, cache.get(model), cache.run_lock, image, sample.nm_per_px, result,
+                          prediction.id)
+    return prediction
 
 
 def prediction_for(store: Store, sample_id: int, version: int | None = None,
-                   cache: PredictorCache = DEFAULT_CACHE) -> Prediction:
+                   cache: PredictorCache = DEFAULT_CACHE, uncertainty_now: bool = True) -> Prediction:
     """The stored prediction of a sample by a version (production when None), made if missing."""
     model = resolve_version(store, version)
     stored = store.get_prediction(sample_id, model.version)
     return stored if stored is not None else predict_sample(store, sample_id, model.version,
-                                                            cache)
+                                                            cache, uncertainty_now)
 
 
 def probability_of(store: Store, prediction: Prediction) -> np.ndarray:

@@ -216,6 +216,25 @@ class SamplesMixin(StoreBase):
                                                 "prediction_id": row["id"]})
         return row_to_prediction(row)
 
+    def add_prediction_summary(self, prediction_id: int, extra: dict) -> Prediction:
+        """Merge ``extra`` into a stored prediction's confidence summary (a score measured after
+        the prediction was stored), and re-rank its sample as ``add_prediction`` would."""
+        extra = check_dict(extra, "confidence_summary")
+        with self._write() as db:
+            rows = list(db.query("SELECT * FROM predictions WHERE id = ?", [prediction_id]))
+            if not rows:
+                raise NotFoundError(f"prediction {prediction_id} does not exist")
+            row = rows[0]
+            summary = {**loads(row["confidence_json"], {}), **extra}
+            db["predictions"].update(prediction_id, {"confidence_json": dumps(summary)})
+            production = db.execute(
+                "SELECT version FROM models WHERE status = 'production'").fetchone()
+            latest = db.execute("SELECT MAX(id) FROM predictions WHERE sample_id = ? AND model_version = ?",
+                                [row["sample_id"], row["model_version"]]).fetchone()[0]
+            if latest == prediction_id and (production is None or production[0] == row["model_version"]):
+                db["samples"].update(row["sample_id"], {"uncertainty": uncertainty_of(summary)})
+        return row_to_prediction({**row, "confidence_json": dumps(summary)})
+
     def get_prediction(self, sample_id: int, model_version: int) -> Prediction | None:
         """The newest prediction of this sample by this model version, if any."""
         rows = list(self._conns.db().query(
