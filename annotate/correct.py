@@ -15,7 +15,8 @@ from semgan.polygons import clean_manhattan
 from store import StoreError
 
 BRUSH_STEPS_NM = (2, 4, 8, 16, 32, 64, 128, 256)  # stroke widths offered, kept if 2–160 px
-RECT_MODES = ["Add pattern", "Remove pattern"]
+RECT_MODES = ["Add pattern", "Remove pattern", "Threshold in box (local Otsu)"]  # two clicks
+CLICK_MODES = ["Delete / fill region", "Keep only region", "Move region edges"]  # one click
 PREVIEW_PX = 512  # small images are shown enlarged in the result preview (rectangle clicks)
 
 
@@ -63,6 +64,21 @@ def _reload(sem_image: np.ndarray, mask: np.ndarray) -> tuple[gr.ImageEditor, np
     return gr.ImageEditor(value=editing.editor_value(sem_image, mask)), mask
 
 
+def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[int, int],
+               corner: tuple[int, int] | None, shift_nm: float, nm_per_px: float) -> np.ndarray:
+    """The mask after one tool click (``corner``: the box's first corner, two-click tools)."""
+    if mode == CLICK_MODES[0]:
+        return editing.flip_region(mask, point)
+    if mode == CLICK_MODES[1]:
+        return editing.keep_region(mask, point)
+    if mode == CLICK_MODES[2]:
+        return editing.move_region_edges(mask, point, shift_nm, nm_per_px)
+    if mode == RECT_MODES[2]:
+        return editing.threshold_in_box(mask, sem_image, corner, point)
+    rect = render.rectangle_mask(mask.shape, corner, point)
+    return mask | rect if mode == RECT_MODES[0] else mask & ~rect
+
+
 def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: str = "",
          start_mask: np.ndarray | None = None) -> list:
     """Outputs of ``CorrectUI.load_outputs``: the sample in the editor, its prediction layered.
@@ -72,7 +88,7 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
     if sample_id is None:
         return [None, None, None, "### Nothing to correct\nThe queue is empty.",
                 gr.ImageEditor(value=None), gr.Radio(choices=[], value=None), None, message,
-                None, "Rectangle tool: pick a sample first.", None]
+                None, "Rectangle tool: pick a sample first.", None, []]
     view = studio.view(sample_id)
     steps = brush_steps(view.sample.nm_per_px)
     target = max(4, min(view.sample.height, view.sample.width) // 48)
@@ -89,7 +105,7 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
                            **_tools(width, view.sem_image.shape)),
             gr.Radio(choices=[s[0] for s in steps], value=label),
             _preview(render.change_picture(view.sem_image, predicted, start)), message,
-            None, "Rectangle tool: click two opposite corners on the result image.", start]
+            None, "Rectangle tool: click two opposite corners on the result image.", start, []]
 
 
 def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> CorrectUI:
@@ -98,6 +114,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     editor_sample = gr.State(None)  # the sample in the editor (stale when Review moved on)
     first_corner = gr.State(None)
     base = gr.State(None)  # full-resolution mask the editor was last loaded with
+    history = gr.State([])  # masks before each click tool, for "Undo last tool"
     header = gr.Markdown(elem_id="correct-header")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -126,10 +143,15 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 preview_btn = gr.Button("Update from the editor", size="sm", scale=0,
                                         elem_id="preview-btn")
             with gr.Group():
-                rect_mode = gr.Radio(RECT_MODES, value=RECT_MODES[0], label="Rectangle tool",
-                                     elem_id="rect-mode")
+                rect_mode = gr.Radio(RECT_MODES + CLICK_MODES, value=RECT_MODES[0],
+                                     label="Tool on the result image (boxes: two corners; "
+                                           "regions: one click)", elem_id="rect-mode")
+                shift_nm = gr.Number(value=4.0, label="Move region edges by (nm, < 0 inwards)",
+                                     elem_id="shift-nm")
                 rect_status = gr.Markdown(elem_id="rect-status")
-                rect_cancel = gr.Button("Cancel rectangle", size="sm")
+                with gr.Row():
+                    rect_cancel = gr.Button("Cancel rectangle", size="sm")
+                    undo_btn = gr.Button("↶ Undo last tool", size="sm", elem_id="undo-tool-btn")
             with gr.Group():
                 with gr.Row():
                     min_area = gr.Number(value=400.0, minimum=0, label="Clean up: drop specks "
@@ -138,7 +160,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 cleanup_btn = gr.Button("Clean up (Manhattan)", elem_id="cleanup-btn")
             author = gr.Textbox(value=studio.author, label="Saved as (reviewer)", max_lines=1)
     load_outputs = [sample, editor_sample, prediction_id, header, editor, brush, preview, change,
-                    first_corner, rect_status, base]
+                    first_corner, rect_status, base, history]
 
     def current_masks(current, value, loaded):
         view = studio.view(current)
@@ -165,27 +187,41 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
         view, predicted, edited = current_masks(current, value, loaded)
         return _preview(render.change_picture(view.sem_image, predicted, edited))
 
-    def click_corner(current, value, loaded, corner, mode, evt: gr.SelectData):
+    def click_corner(current, value, loaded, corner, mode, shift, past, evt: gr.SelectData):
         if current is None:
-            return gr.skip(), gr.skip(), gr.skip(), None, "Pick a sample first."
+            return gr.skip(), gr.skip(), gr.skip(), None, "Pick a sample first.", gr.skip()
         view, predicted, edited = current_masks(current, value, loaded)
         grow = render.display_factor(view.sem_image.shape, PREVIEW_PX)
         point = (int(evt.index[0]) // grow, int(evt.index[1]) // grow)
-        add = mode == RECT_MODES[0]
-        if corner is None:
-            picture = _preview(render.mark_point(
-                render.change_picture(view.sem_image, predicted, edited), point, add))
+        if corner is None and mode not in CLICK_MODES:
+            picture = _preview(render.mark_point(render.change_picture(
+                view.sem_image, predicted, edited), point, mode != RECT_MODES[1]))
             return gr.skip(), gr.skip(), picture, point, (
-                f"First corner at x = {point[0]}, y = {point[1]} px: click the opposite corner.")
-        rect = render.rectangle_mask(edited.shape, corner, point)
-        new = edited | rect if add else edited & ~rect
-        rows, cols = np.nonzero(rect)
-        height, width = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+                f"First corner at x = {point[0]}, y = {point[1]} px: click the opposite "
+                "corner."), gr.skip()
         nm = view.sample.nm_per_px
-        verb = "Added" if add else "Removed"
+        new = apply_tool(mode, edited, view.sem_image, point, corner, float(shift or 0), nm)
+        message = f"{mode} at x = {point[0]}, y = {point[1]} px"
+        if corner is not None:
+            rows, cols = np.nonzero(render.rectangle_mask(edited.shape, corner, point))
+            height, width = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+            size = f"{width}×{height} px {{}} ({width * nm:g}×{height * nm:g} nm)"
+            message = (f"{'Added' if mode == RECT_MODES[0] else 'Removed'} a "
+                       f"{size.format('rectangle')}" if mode in RECT_MODES[:2]
+                       else f"Otsu threshold in a {size.format('box')}")
+        message += f": {int(np.count_nonzero(new != edited))} px changed."
         return (*_reload(view.sem_image, new),
                 _preview(render.change_picture(view.sem_image, predicted, new)), None,
-                f"{verb} a {width}×{height} px rectangle ({width * nm:g}×{height * nm:g} nm).")
+                message, [*(past or []), edited])
+
+    def undo(current, past):
+        if current is None or not past:
+            return gr.skip(), gr.skip(), gr.skip(), "Nothing to undo.", gr.skip()
+        view = studio.view(current)
+        predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
+        return (*_reload(view.sem_image, past[-1]),
+                _preview(render.change_picture(view.sem_image, predicted, past[-1])),
+                "Undid the last tool (strokes drawn after it are undone too).", past[:-1])
 
     def cleanup(current, value, loaded, area_nm2, snap_px):
         if current is None:
@@ -242,8 +278,10 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     # No live preview on editor.change: each one uploads the whole canvas and blocks drawing
     # while it runs (seconds on a 2048² image). The preview refreshes on request instead.
     preview_btn.click(refresh_preview, [editor_sample, editor, base], preview)
-    preview.select(click_corner, [editor_sample, editor, base, first_corner, rect_mode],
-                   [editor, base, preview, first_corner, rect_status])
+    preview.select(click_corner, [editor_sample, editor, base, first_corner, rect_mode, shift_nm,
+                                  history],
+                   [editor, base, preview, first_corner, rect_status, history])
+    undo_btn.click(undo, [editor_sample, history], [editor, base, preview, rect_status, history])
     rect_cancel.click(lambda: (None, "Rectangle cancelled."), None, [first_corner, rect_status])
     cleanup_btn.click(cleanup, [editor_sample, editor, base, min_area, snap],
                       [editor, base, preview, change])

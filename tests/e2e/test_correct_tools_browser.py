@@ -1,0 +1,58 @@
+"""End-to-end: the Correct tab's one-click tools and their undo, checked in the saved mask."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from annotate.editing import move_region_edges
+from tests.e2e.helpers import image_to_screen, shown_sample, wait_for_change, wait_for_editor
+
+pytestmark = pytest.mark.browser
+
+
+def _click_and_wait(page, click, status_has: str) -> str:
+    """Click; wait for the tool status and for the new result image to load."""
+    source = page.locator("#result-image img").first.get_attribute("src")
+    status = wait_for_change(page, "#rect-status", click, status_has)
+    page.wait_for_function("(old) => { const i = document.querySelector('#result-image img');"
+                           " return i && i.src !== old && i.complete; }", arg=source)
+    return status
+
+
+def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
+    wait_for_change(page, "#review-header", lambda: page.locator(
+        '#queue-table [data-testid$="-1"]', has_text="demo-clean").first.click(), "demo-clean")
+    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), "demo-clean")
+    wait_for_editor(page)
+    sample_id = shown_sample(page, "#correct-header")
+    with app.store() as store:
+        predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
+        nm_per_px = store.get_sample(sample_id).nm_per_px
+    # the deepest point inside the pattern: a click there is in the same region even 2 px off
+    depth = cv2.distanceTransform(predicted.astype(np.uint8), cv2.DIST_L2, 3)
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    page.wait_for_selector("#result-image img")
+    to_screen = image_to_screen(page, "#result-image", predicted.shape[1])
+
+    page.locator("#rect-mode label", has_text="Delete / fill region").click()
+    status = _click_and_wait(page, lambda: page.mouse.click(*to_screen(x, y)),
+                             "Delete / fill region")
+    assert "px changed" in status and ": 0 px changed" not in status  # the region was deleted
+    _click_and_wait(page, lambda: page.click("#undo-tool-btn"), "Undid")
+
+    page.locator("#rect-mode label", has_text="Move region edges").click()
+    page.locator("#shift-nm input").fill(str(2 * nm_per_px))
+    page.locator("#shift-nm input").press("Tab")
+    page.wait_for_timeout(1000)
+    page.locator("#result-image img").first.scroll_into_view_if_needed()
+    to_screen = image_to_screen(page, "#result-image", predicted.shape[1])  # the page may scroll
+    _click_and_wait(page, lambda: page.mouse.click(*to_screen(x, y)), "Move region edges")
+    page.wait_for_timeout(1500)  # the editor receives the new layer
+    wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
+    with app.store() as store:
+        saved = store.pair_mask(store.latest_pair(sample_id))
+    expected = move_region_edges(predicted, (int(x), int(y)), 2 * nm_per_px, nm_per_px)
+    assert np.array_equal(saved, expected)  # the deleted region is back, then grown by 2 px
+    assert saved.sum() > predicted.sum()
