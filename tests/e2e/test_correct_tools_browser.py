@@ -12,6 +12,12 @@ from tests.e2e.helpers import image_to_screen, shown_sample, wait_for_change, wa
 pytestmark = pytest.mark.browser
 
 
+def _click_image(page, width: int, x: int, y: int) -> None:
+    """Click pixel (x, y) of the result image, mapped on screen right now (the page scrolls)."""
+    page.locator("#result-image img").first.scroll_into_view_if_needed()
+    page.mouse.click(*image_to_screen(page, "#result-image", width)(x, y))
+
+
 def _click_and_wait(page, click, status_has: str) -> str:
     """Click; wait for the tool status and for the new result image to load."""
     source = page.locator("#result-image img").first.get_attribute("src")
@@ -34,11 +40,10 @@ def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
     depth = cv2.distanceTransform(predicted.astype(np.uint8), cv2.DIST_L2, 3)
     y, x = np.unravel_index(np.argmax(depth), depth.shape)
     page.wait_for_selector("#result-image img")
-    to_screen = image_to_screen(page, "#result-image", predicted.shape[1])
+    width = predicted.shape[1]
 
     page.locator("#rect-mode label", has_text="Delete / fill region").click()
-    status = _click_and_wait(page, lambda: page.mouse.click(*to_screen(x, y)),
-                             "Delete / fill region")
+    status = _click_and_wait(page, lambda: _click_image(page, width, x, y), "Delete / fill region")
     assert "px changed" in status and ": 0 px changed" not in status  # the region was deleted
     _click_and_wait(page, lambda: page.click("#undo-tool-btn"), "Undid")
 
@@ -46,9 +51,7 @@ def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
     page.locator("#shift-nm input").fill(str(2 * nm_per_px))
     page.locator("#shift-nm input").press("Tab")
     page.wait_for_timeout(1000)
-    page.locator("#result-image img").first.scroll_into_view_if_needed()
-    to_screen = image_to_screen(page, "#result-image", predicted.shape[1])  # the page may scroll
-    _click_and_wait(page, lambda: page.mouse.click(*to_screen(x, y)), "Move region edges")
+    _click_and_wait(page, lambda: _click_image(page, width, x, y), "Move region edges")
     page.wait_for_timeout(1500)  # the editor receives the new layer
     wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
     with app.store() as store:
