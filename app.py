@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+from semgan.config import PRECISIONS  # plain dataclasses: no torch, no gradio
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options of the app."""
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="document the (non-admin) API endpoints and link the API page")
     parser.add_argument("--max-file-size", default="300mb",
                         help="largest upload accepted, e.g. 300mb, 2gb (default 300mb)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="inference precision of the app and its worker (default $SEMGAN_PRECISION "
                              "or auto: bf16 on GPUs and on CPUs with native bf16, else fp32)")
     parser.add_argument("--model-dir", type=Path, default=None,

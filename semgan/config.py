@@ -16,6 +16,8 @@ from semgan import DEFAULT_NM_PER_PX
 from semgan.errors import SemganError
 
 CONFIG_VERSION = 1
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""What ``--precision`` / ``train.precision`` accept: ``auto`` = the fastest the device runs natively."""
 
 
 class ConfigError(SemganError):
@@ -261,8 +263,8 @@ def validate(config: ExperimentConfig) -> None:
     _require(0 <= data.row_drift_augment <= 0.5,
              f"data.row_drift_augment must be in [0, 0.5], got {data.row_drift_augment}")
     _require(train.steps >= 0, f"train.steps must be ≥ 0, got {train.steps}")
-    _require(train.precision in ("auto", "fp32", "bf16", "fp16"),
-             f"train.precision must be auto, fp32, bf16 or fp16, got {train.precision!r}")
+    _require(train.precision in PRECISIONS,
+             f"train.precision must be one of {', '.join(PRECISIONS)}, got {train.precision!r}")
     for key in ("log_every", "sample_every", "checkpoint_every"):
         _require(getattr(train, key) >= 1, f"train.{key} must be ≥ 1, got {getattr(train, key)}")
 

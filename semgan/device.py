@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from semgan.config import PRECISIONS
 from semgan.errors import SemganError
 
 
@@ -74,8 +75,6 @@ class Precision:
             self.scaler.update()
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-"""What ``--precision`` accepts: ``auto`` = the fastest this device runs natively."""
 
 
 PRECISION_ENV = "SEMGAN_PRECISION"

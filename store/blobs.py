@@ -105,6 +105,12 @@ def write_blob(root: Path, data: bytes) -> str:
         # Refresh the mtime so a concurrent gc_blobs grace period protects it again.
         os.utime(path)
         return sha
+    write_durably(path, data)
+    return sha
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync of the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}"
     try:
@@ -117,7 +123,6 @@ def write_blob(root: Path, data: bytes) -> str:
         if tmp.exists():
             tmp.unlink()
     fsync_dir(path.parent)
-    return sha
 
 
 def read_blob(root: Path, sha: str) -> bytes:

@@ -9,13 +9,12 @@ shape is owned by ``semgan.design.register.Registration`` (the store does not in
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from store.base import StoreBase, check_dict, dumps, loads
-from store.blobs import fsync_dir, sha256_hex
+from store.blobs import sha256_hex, write_durably
 from store.errors import InvalidInputError, NotFoundError
 
 DESIGN_SUFFIXES = (".gds", ".gds2", ".gdsii", ".oas", ".oasis", ".glp")
@@ -63,20 +62,8 @@ class DesignsMixin(StoreBase):
     def _store_design_file(self, data: bytes, suffix: str) -> str:
         sha = sha256_hex(data)
         path = self.designs_dir / f"{sha}{suffix}"
-        if path.exists():
-            return sha
-        self.designs_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.designs_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        fsync_dir(self.designs_dir)
+        if not path.exists():
+            write_durably(path, data)
         return sha
 
     def attach_design(self, sample_id: int, source: str | Path, *, cell: str | None,

@@ -80,6 +80,12 @@ def _filters(uncorrected_only: bool, source: str | None, tool: str | None,
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def _production_version(db: Database) -> int | None:
+    """The production model's version, None before one is installed."""
+    row = db.execute("SELECT version FROM models WHERE status = 'production'").fetchone()
+    return None if row is None else row[0]
+
+
 class SamplesMixin(StoreBase):
     """Samples and predictions."""
 
@@ -205,10 +211,8 @@ class SamplesMixin(StoreBase):
                    "confidence_sha": conf_sha, "confidence_json": dumps(summary),
                    "seconds": float(seconds), "created": time.time()}
             row["id"] = db["predictions"].insert(row).last_pk
-            production = db.execute(
-                "SELECT version FROM models WHERE status = 'production'").fetchone()
             # The review queue ranks by what production thinks (or by anything, until then).
-            if sample.uncertainty is None or (production and production[0] == model_version):
+            if sample.uncertainty is None or _production_version(db) == model_version:
                 db["samples"].update(sample_id, {"uncertainty": uncertainty_of(summary)})
             self._event(db, "prediction", f"model v{model_version} predicted sample {sample_id} "
                         f"in {seconds:.2f} s", {"sample_id": sample_id,
@@ -227,11 +231,10 @@ class SamplesMixin(StoreBase):
             row = rows[0]
             summary = {**loads(row["confidence_json"], {}), **extra}
             db["predictions"].update(prediction_id, {"confidence_json": dumps(summary)})
-            production = db.execute(
-                "SELECT version FROM models WHERE status = 'production'").fetchone()
             latest = db.execute("SELECT MAX(id) FROM predictions WHERE sample_id = ? AND model_version = ?",
                                 [row["sample_id"], row["model_version"]]).fetchone()[0]
-            if latest == prediction_id and (production is None or production[0] == row["model_version"]):
+            production = _production_version(db)
+            if latest == prediction_id and production in (None, row["model_version"]):
                 db["samples"].update(row["sample_id"], {"uncertainty": uncertainty_of(summary)})
         return row_to_prediction({**row, "confidence_json": dumps(summary)})
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from semgan.config import PRECISIONS
 from semgan.errors import SemganError
 from semgan.registry import resolve_model_spec, workspace_from_env
 
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``--precision``, ``--tile-size`` and ``--overlap``, shared by predict and evaluate."""
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="auto (default, or $SEMGAN_PRECISION): bf16 on GPUs and on CPUs with "
                              "native bf16, else fp32")
     parser.add_argument("--tile-size", type=int, default=256,

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semgan.config import PRECISIONS
 from semgan.errors import SemganError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "else 'default')")
     parser.add_argument("--steps", type=int, help="total optimizer steps (the LR decays over the second half)")
     parser.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="autocast: auto (default) = bf16 on GPUs and on CPUs with native bf16, "
                              "fp16 + loss scaling on older GPUs, fp32 elsewhere; weights stay fp32")
     parser.add_argument("--crop", type=int, help="random crop size in px (multiple of 2**n_down)")
