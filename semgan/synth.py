@@ -21,6 +21,7 @@ from semgan.errors import SemganError
 from semgan.imageio import save_png
 from semgan.layouts import LayoutClip, load_layout_tiles, random_clip
 from semgan.semsim import PROFILES, TRAINING_PROFILES, ToolProfile, get_profile, simulate
+from semgan.semsim.randomize import RandomizedTool, randomized_sample, resolve_randomized
 
 MANIFEST_VERSION = 1
 
@@ -42,11 +43,12 @@ class SynthPair:
     tool_params: dict
 
 
-def resolve_profiles(spec: str) -> list[ToolProfile]:
-    """Turn ``"clean"``, ``"clean,noisy"``, ``"all"``/``"training"`` or a JSON path into profiles."""
+def resolve_profiles(spec: str) -> list[ToolProfile | RandomizedTool]:
+    """Turn a name, a comma list, ``"all"``, ``"random[:split]"`` or a JSON path into tools."""
     if spec in ("all", "training"):
         return [PROFILES[name] for name in TRAINING_PROFILES]
-    return [get_profile(part.strip()) for part in spec.split(",") if part.strip()]
+    parts = [part.strip() for part in spec.split(",") if part.strip()]
+    return [resolve_randomized(part) or get_profile(part) for part in parts]
 
 
 LAYOUT_SPLITS = ("train", "holdout")
@@ -81,7 +83,7 @@ def make_pair(
     *,
     size: int,
     nm_per_px: float,
-    profiles: Sequence[ToolProfile],
+    profiles: Sequence[ToolProfile | RandomizedTool],
     seed: int,
     real_tiles: Sequence[LayoutClip] = (),
     real_fraction: float = 0.0,
@@ -95,7 +97,10 @@ def make_pair(
     else:
         clip = random_clip(size, nm_per_px, seed=int(rng.integers(2**31)))
         layout_mask = clip.mask
-    sample = simulate(layout_mask, nm_per_px, profile, rng)
+    if isinstance(profile, RandomizedTool):  # a fresh tool per image, drawn from the family
+        sample = randomized_sample(layout_mask, nm_per_px, profile, rng)
+    else:
+        sample = simulate(layout_mask, nm_per_px, profile, rng)
     source = dict(clip.source)
     if clip.rules is not None:
         source["rules"] = clip.rules.to_dict()
@@ -127,7 +132,7 @@ def write_dataset(
     *,
     size: int = 256,
     nm_per_px: float = DEFAULT_NM_PER_PX,
-    profiles: Sequence[ToolProfile] | None = None,
+    profiles: Sequence[ToolProfile | RandomizedTool] | None = None,
     seed: int = 0,
     layouts: str | Path | None = None,
     layer: tuple[int, int] = (34, 0),
@@ -202,7 +207,7 @@ def write_dataset(
 
 
 def contact_sheet(
-    profiles: Sequence[ToolProfile] | None = None,
+    profiles: Sequence[ToolProfile | RandomizedTool] | None = None,
     *,
     per_profile: int = 3,
     size: int = 256,

@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nm-per-px", type=float, default=DEFAULT_NM_PER_PX,
                         help=f"pixel size in nm (default {DEFAULT_NM_PER_PX})")
     parser.add_argument("--profile", default="clean",
-                        help="tool profile: a name, a comma list, 'all', or a profile .json file")
+                        help="tool profile: a name, a comma list, 'all', a profile .json file, or "
+                             "'random[:train|validation|all]' (a randomized tool per image; also a "
+                             "randomized-tool .json file)")
     parser.add_argument("--layouts", type=Path, help="GDS/OASIS/GLP file or folder of real layouts")
     parser.add_argument("--layer", type=parse_layer, default=(34, 0), help="layer/datatype (default 34/0)")
     parser.add_argument("--cell", help="GDS cell (default: the top cell)")

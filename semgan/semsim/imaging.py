@@ -10,6 +10,7 @@ offset, 8-bit quantisation with clipping.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -95,9 +96,14 @@ def shot_noise(signal: np.ndarray, dose: float, rng: np.random.Generator) -> np.
 
 
 def render_sem(
-    level: np.ndarray, nm_per_px: float, params: dict[str, float], rng: np.random.Generator
+    level: np.ndarray, nm_per_px: float, params: dict[str, float], rng: np.random.Generator,
+    beam: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Image the printed pattern (its level set from ``print_level``) as an (H, W) uint8 SEM image."""
+    """Image the printed pattern (its level set from ``print_level``) as an (H, W) uint8 SEM image.
+
+    ``beam``, when given, replaces the round Gaussian spot: SE yield (H, W) → what the beam sees
+    (the domain randomizer's astigmatic spot and halos); None keeps the profiles' chain as it is.
+    """
     height = level.shape[0]
     signal = secondary_yield(level, nm_per_px, params)
     # Draw every random field up front, in a fixed order, so switching one effect off
@@ -110,7 +116,9 @@ def render_sem(
 
     signal += np.float32(params["background_amplitude"]) * background
     beam_px = params["beam_sigma_nm"] / nm_per_px
-    if beam_px > 0.05:
+    if beam is not None:
+        signal = beam(signal)
+    elif beam_px > 0.05:
         signal = cv2.GaussianBlur(signal, (0, 0), beam_px, borderType=cv2.BORDER_REFLECT)
     # Scan-line operations run along the scan direction; flip so they always run left to right.
     backward = params.get("scan_direction", 1.0) < 0
