@@ -2,15 +2,17 @@
 
 The folder format is what `semgan.data` reads and what the app imports:
 ``DIR/sem/NAME.png`` (uint8 grey), ``DIR/layout/NAME.png`` (0/255 design layout),
-``DIR/printed/NAME.png`` (0/255 printed contour) and ``DIR/manifest.json``.
+``DIR/printed/NAME.png`` (0/255 printed contour) and ``DIR/manifest.json``. Every item's
+source names its layout family; with families chosen (``semgan.synth_layouts.FamilySet``) the
+manifest also records which families were generated and which were held out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,24 @@ from semgan import DEFAULT_NM_PER_PX
 from semgan.errors import SemganError
 from semgan.imageio import save_png
 from semgan.layouts import LayoutClip, load_layout_tiles, random_clip
+from semgan.layouts.families import family_of
 from semgan.semsim import PROFILES, TRAINING_PROFILES, ToolProfile, get_profile, simulate
 from semgan.semsim.randomize import RandomizedTool, randomized_sample, resolve_randomized
+from semgan.synth_layouts import (
+    LAYOUT_HOLDOUT_FRACTION,
+    LAYOUT_SPLITS,
+    FamilySet,
+    family_layout,
+    family_set,
+    family_summary,
+    layout_file_split,
+    load_family_tiles,
+    random_dihedral,
+)
+
+__all__ = ["LAYOUT_HOLDOUT_FRACTION", "LAYOUT_SPLITS", "FamilySet", "SynthError", "SynthPair",
+           "contact_sheet", "layout_file_split", "load_real_tiles", "make_pair", "resolve_profiles",
+           "write_dataset"]
 
 MANIFEST_VERSION = 1
 
@@ -51,14 +69,9 @@ def resolve_profiles(spec: str) -> list[ToolProfile | RandomizedTool]:
     return [resolve_randomized(part) or get_profile(part) for part in parts]
 
 
-LAYOUT_SPLITS = ("train", "holdout")
-LAYOUT_HOLDOUT_FRACTION = 0.2
-
-
-def layout_file_split(path: Path) -> str:
-    """``"train"`` or ``"holdout"`` for a real layout file, stable by file name (20 % hold-out)."""
-    digest = hashlib.sha256(path.name.encode()).digest()
-    return "holdout" if int.from_bytes(digest[:8], "big") / 2**64 < LAYOUT_HOLDOUT_FRACTION else "train"
+def _check_layout_split(split: str | None) -> None:
+    if split is not None and split not in LAYOUT_SPLITS:
+        raise SynthError(f"layout split must be one of {LAYOUT_SPLITS}, got {split!r}")
 
 
 def load_real_tiles(
@@ -66,8 +79,7 @@ def load_real_tiles(
     cell: str | None = None, split: str | None = None, max_tiles_per_file: int | None = 64,
 ) -> list[LayoutClip]:
     """Tiles of real layouts, optionally only from the files of one split."""
-    if split is not None and split not in LAYOUT_SPLITS:
-        raise SynthError(f"layout split must be one of {LAYOUT_SPLITS}, got {split!r}")
+    _check_layout_split(split)
     select = None if split is None else (lambda path: layout_file_split(path) == split)
     return load_layout_tiles(layouts, nm_per_px, size, layer=layer, cell=cell, select=select,
                              max_tiles_per_file=max_tiles_per_file)
@@ -87,13 +99,22 @@ def make_pair(
     seed: int,
     real_tiles: Sequence[LayoutClip] = (),
     real_fraction: float = 0.0,
+    families: FamilySet | None = None,
 ) -> SynthPair:
-    """Generate example ``index`` deterministically from ``seed``."""
+    """Generate example ``index`` deterministically from ``seed``.
+
+    Without ``families`` the layout is a ``real_tiles`` tile or a ``random_clip``; with them,
+    a family is drawn from ``families`` and its real tiles (``families.tiles``) or procedural
+    clips are used instead (``real_tiles`` is then ignored).
+    """
     rng = _item_rng(seed, index)
     profile = profiles[index % len(profiles)]
-    if real_tiles and rng.random() < real_fraction:
+    if families is not None:
+        clip, layout_mask = family_layout(rng, families, size=size, nm_per_px=nm_per_px,
+                                          real_fraction=real_fraction)
+    elif real_tiles and rng.random() < real_fraction:
         clip = real_tiles[int(rng.integers(len(real_tiles)))]
-        layout_mask = _random_dihedral(clip.mask, rng)
+        layout_mask = random_dihedral(clip.mask, rng)
     else:
         clip = random_clip(size, nm_per_px, seed=int(rng.integers(2**31)))
         layout_mask = clip.mask
@@ -101,7 +122,7 @@ def make_pair(
         sample = randomized_sample(layout_mask, nm_per_px, profile, rng)
     else:
         sample = simulate(layout_mask, nm_per_px, profile, rng)
-    source = dict(clip.source)
+    source = {**clip.source, "family": family_of(clip.source)}
     if clip.rules is not None:
         source["rules"] = clip.rules.to_dict()
     return SynthPair(
@@ -115,15 +136,34 @@ def make_pair(
     )
 
 
-def _random_dihedral(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    # Real clips are reused many times; flips give variety without leaving Manhattan geometry.
-    if rng.random() < 0.5:
-        mask = mask[:, ::-1]
-    if rng.random() < 0.5:
-        mask = mask[::-1, :]
-    if rng.random() < 0.5:
-        mask = mask.T
-    return np.ascontiguousarray(mask)
+def _choose_families(
+    families: Sequence[str] | None, hold_out_families: Sequence[str], family_split: str | None,
+    family_layers: Mapping[str, tuple[int, int] | None] | None,
+) -> FamilySet | None:
+    """The family set of a data set, or None when no family option is given (the legacy mix)."""
+    if families is None and not hold_out_families and family_split is None and family_layers is None:
+        return None
+    return family_set(families, hold_out_families, family_split or "train", family_layers)
+
+
+def _real_layouts(
+    layouts: str | Path | None, chosen: FamilySet | None, *, size: int, nm_per_px: float,
+    layer: tuple[int, int], cell: str | None, split: str | None, max_tiles_per_file: int | None,
+) -> tuple[list[LayoutClip], FamilySet | None]:
+    """Real tiles: one list on ``layer`` (legacy), or per family on each family's layer."""
+    _check_layout_split(split)
+    if layouts is None:
+        return [], chosen
+    if chosen is None:
+        return load_real_tiles(layouts, size=size, nm_per_px=nm_per_px, layer=layer, cell=cell, split=split,
+                               max_tiles_per_file=max_tiles_per_file), None
+    chosen = load_family_tiles(layouts, chosen, size=size, nm_per_px=nm_per_px, cell=cell, split=split,
+                               max_tiles_per_file=max_tiles_per_file)
+    if not any(chosen.tiles.values()):
+        layers = {name: layer_ for name, layer_ in chosen.layers.items() if layer_ is not None}
+        raise SynthError(f"{layouts}: no real tiles for any of the families {list(chosen.families)} "
+                         f"(layers {layers}); check --family-layer, --cell and --layout-split")
+    return [], chosen
 
 
 def write_dataset(
@@ -140,9 +180,18 @@ def write_dataset(
     real_fraction: float = 1.0,
     layout_split: str | None = None,
     max_tiles_per_file: int | None = 64,
+    families: Sequence[str] | None = None,
+    hold_out_families: Sequence[str] = (),
+    family_split: str | None = None,
+    family_layers: Mapping[str, tuple[int, int] | None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write ``count`` SEM/layout/printed triples and a manifest to ``out_dir``; return the manifest path."""
+    """Write ``count`` SEM/layout/printed triples and a manifest to ``out_dir``; return the manifest path.
+
+    Any family option (``families``, ``hold_out_families``, ``family_split``, ``family_layers``)
+    draws every item from a named layout family, real tiles read per family from its layer
+    (``layer`` is then unused); without them the legacy mix of ``random_clip`` and ``layer`` tiles.
+    """
     if count < 1:
         raise SynthError(f"--count must be at least 1, got {count}")
     if size < 32:
@@ -150,11 +199,10 @@ def write_dataset(
     if not nm_per_px > 0:
         raise SynthError(f"--nm-per-px must be positive, got {nm_per_px}")
     profiles = list(profiles or [PROFILES["clean"]])
-    real_tiles: list[LayoutClip] = []
-    if layouts is not None:
-        real_tiles = load_real_tiles(layouts, size=size, nm_per_px=nm_per_px, layer=layer, cell=cell,
-                                     split=layout_split, max_tiles_per_file=max_tiles_per_file)
-    else:
+    chosen = _choose_families(families, hold_out_families, family_split, family_layers)
+    real_tiles, chosen = _real_layouts(layouts, chosen, size=size, nm_per_px=nm_per_px, layer=layer, cell=cell,
+                                       split=layout_split, max_tiles_per_file=max_tiles_per_file)
+    if layouts is None:
         real_fraction = 0.0
 
     out = Path(out_dir)
@@ -162,29 +210,14 @@ def write_dataset(
         (out / sub).mkdir(parents=True, exist_ok=True)
     items = []
     for index in range(count):
-        pair = make_pair(
-            index,
-            size=size,
-            nm_per_px=nm_per_px,
-            profiles=profiles,
-            seed=seed,
-            real_tiles=real_tiles,
-            real_fraction=real_fraction,
-        )
+        pair = make_pair(index, size=size, nm_per_px=nm_per_px, profiles=profiles, seed=seed,
+                         real_tiles=real_tiles, real_fraction=real_fraction, families=chosen)
         save_png(out / "sem" / f"{pair.name}.png", pair.sem_image)
         save_png(out / "layout" / f"{pair.name}.png", pair.layout_mask)
         save_png(out / "printed" / f"{pair.name}.png", pair.printed_mask)
-        items.append(
-            {
-                "name": pair.name,
-                "sem": f"sem/{pair.name}.png",
-                "layout": f"layout/{pair.name}.png",
-                "printed": f"printed/{pair.name}.png",
-                "profile": pair.profile,
-                "source": pair.source,
-                "tool_params": pair.tool_params,
-            }
-        )
+        items.append({"name": pair.name, "sem": f"sem/{pair.name}.png", "layout": f"layout/{pair.name}.png",
+                      "printed": f"printed/{pair.name}.png", "profile": pair.profile,
+                      "source": pair.source, "tool_params": pair.tool_params})
         if progress is not None:
             progress(1)
     manifest = {
@@ -197,6 +230,7 @@ def write_dataset(
         "layouts": str(layouts) if layouts is not None else None,
         "layout_split": layout_split,
         "real_fraction": real_fraction,
+        **family_summary(chosen, Counter(item["source"]["family"] for item in items)),
         "items": items,
     }
     path = out / "manifest.json"

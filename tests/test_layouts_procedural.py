@@ -17,7 +17,8 @@ from semgan.layouts import (
     random_clip,
 )
 
-ALL_PATTERNS = ["lines", "line_ends", "contacts", "staggered_contacts", "shapes", "routing", "mixed"]
+ALL_PATTERNS = ["lines", "line_ends", "contacts", "staggered_contacts", "shapes", "routing", "mixed",
+                "sparse_lines", "sparse_routing", "cell_metal", "contact_array", "via_array"]
 
 
 def opened(mask: np.ndarray, size: int) -> np.ndarray:

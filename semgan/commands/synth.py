@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from semgan import DEFAULT_NM_PER_PX
 from semgan.errors import SemganError
+from semgan.layouts.families import FAMILIES, UnknownFamilyError, parse_families
 
 
 def parse_layer(text: str) -> tuple[int, int]:
@@ -18,6 +19,25 @@ def parse_layer(text: str) -> tuple[int, int]:
         return int(layer), int(datatype or 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"layer must look like 34/0, got {text!r}") from None
+
+
+def family_list(text: str) -> list[str]:
+    """Parse ``"contacts,vias"`` (or ``"all"``) into checked family names."""
+    try:
+        return parse_families(text)
+    except UnknownFamilyError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def family_layer(text: str) -> tuple[str, tuple[int, int] | None]:
+    """Parse ``"contacts=33/0"`` (or ``"routing=none"``) into a family and its real-clip layer."""
+    name, sep, layer = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected FAMILY=LAYER/DATATYPE (e.g. contacts=33/0), got {text!r}")
+    family = family_list(name)
+    if len(family) != 1:
+        raise argparse.ArgumentTypeError(f"name one family before '=', got {name!r}")
+    return family[0], None if layer.strip().lower() == "none" else parse_layer(layer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'random[:train|validation|all]' (a randomized tool per image; also a "
                              "randomized-tool .json file)")
     parser.add_argument("--layouts", type=Path, help="GDS/OASIS/GLP file or folder of real layouts")
-    parser.add_argument("--layer", type=parse_layer, default=(34, 0), help="layer/datatype (default 34/0)")
+    parser.add_argument("--layer", type=parse_layer, default=(34, 0), help="layer/datatype of real clips without family options (default 34/0)")
     parser.add_argument("--cell", help="GDS cell (default: the top cell)")
     parser.add_argument("--real-fraction", type=float, default=1.0,
                         help="with --layouts: fraction of pairs from real clips, rest procedural")
@@ -40,6 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --layouts: only files of this split (20 %% hold-out by file name)")
     parser.add_argument("--max-tiles-per-file", type=int, default=64,
                         help="with --layouts: at most this many tiles per layout file (default 64)")
+    names = ", ".join(FAMILIES)
+    parser.add_argument("--families", type=family_list,
+                        help=f"comma list of layout families to draw from (default all: {names})")
+    parser.add_argument("--hold-out-families", type=family_list, default=[],
+                        help="comma list of families held out: never generated into the train split")
+    parser.add_argument("--family-split", choices=("train", "holdout"),
+                        help="with families: generate the families not held out (train, default) "
+                             "or only the held-out ones (holdout)")
+    parser.add_argument("--family-layer", type=family_layer, action="append", default=[],
+                        metavar="FAMILY=L/D",
+                        help="with --layouts and families: the layer real clips of FAMILY come from "
+                             "(defaults: cell_metal=34/0, contacts=33/0, vias=35/0; 'none': procedural "
+                             "only); repeatable. --layer applies only without family options")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preview", action="store_true",
                         help="write OUT/contact_sheet.png with examples of every profile instead")
@@ -72,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
             args.out, args.count, size=args.size, nm_per_px=args.nm_per_px, profiles=profiles,
             seed=args.seed, layouts=args.layouts, layer=args.layer, cell=args.cell,
             real_fraction=args.real_fraction, layout_split=args.layout_split,
-            max_tiles_per_file=args.max_tiles_per_file, progress=bar.update,
+            max_tiles_per_file=args.max_tiles_per_file, families=args.families,
+            hold_out_families=args.hold_out_families, family_split=args.family_split,
+            family_layers=dict(args.family_layer) if args.family_layer else None, progress=bar.update,
         )
     print(f"wrote {args.count} pairs and {manifest}")
     return 0

@@ -11,6 +11,7 @@ from semgan.layouts.errors import (
     NonManhattanError,
     UnknownPatternError,
 )
+from semgan.layouts.families import FAMILIES, LayoutFamily, UnknownFamilyError, family_clip
 from semgan.layouts.io import (
     LAYOUT_SUFFIXES,
     format_layer,
@@ -24,6 +25,7 @@ from semgan.layouts.procedural import PATTERN_WEIGHTS, PATTERNS, generate_clip, 
 from semgan.layouts.raster import rasterize, rasterize_rects, tile_layout
 
 __all__ = [
+    "FAMILIES",
     "LAYOUT_SUFFIXES",
     "PATTERNS",
     "PATTERN_WEIGHTS",
@@ -34,10 +36,13 @@ __all__ = [
     "LayerNotFoundError",
     "LayoutClip",
     "LayoutError",
+    "LayoutFamily",
     "LayoutFileError",
     "NonManhattanError",
     "Polygon",
+    "UnknownFamilyError",
     "UnknownPatternError",
+    "family_clip",
     "format_layer",
     "generate_clip",
     "load_layout_tiles",

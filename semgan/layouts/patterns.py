@@ -50,6 +50,20 @@ def lines(rng: np.random.Generator, rules: PixelRules, width: int, height: int) 
         "regular": regular, "lines": len(stripes)}
 
 
+def isolated_lines(rng: np.random.Generator, rules: PixelRules, width: int,
+                   height: int) -> tuple[np.ndarray, dict]:
+    """A few lines far apart (wide spaces), the first at least half in view."""
+    regular = rules.pitch is not None
+    x = int(rng.integers(-(rules.width // 2), max(1, min(rules.width + rules.space, width - rules.width))))
+    stripes = []
+    while x < width:
+        line = rules.width if regular else round(rules.width * rng.choice([1.0, 1.0, 1.5, 2.0, 3.0]))
+        stripes.append((x, x + line))
+        x += line + (rules.space if regular else round(rules.space * rng.choice([1.0, 1.3, 2.0])))
+    return _rects([(a, -rules.space, b, height + rules.space) for a, b in stripes]), {
+        "regular": regular, "lines": len(stripes)}
+
+
 def line_ends(rng: np.random.Generator, rules: PixelRules, width: int, height: int) -> tuple[np.ndarray, dict]:
     """Lines broken into segments with tip-to-tip gaps (aligned like a cut array, or random)."""
     regular = rules.pitch is not None
@@ -196,8 +210,12 @@ def shapes(rng: np.random.Generator, rules: PixelRules, width: int, height: int)
     return _rects(rows), {"shapes": len(kinds), "placement_pitch_px": pitch}
 
 
-def routing(rng: np.random.Generator, rules: PixelRules, width: int, height: int) -> tuple[np.ndarray, dict]:
-    """Gridded Manhattan routing: wires along y with jogs, optional power rails, min width/space held."""
+def routing(rng: np.random.Generator, rules: PixelRules, width: int, height: int,
+            density: tuple[float, float] = (0.55, 0.9)) -> tuple[np.ndarray, dict]:
+    """Gridded Manhattan routing: wires along y with jogs, optional power rails, min width/space held.
+
+    ``density`` is the range the fraction of used grid nodes is drawn from (dense by default).
+    """
     track_pitch = rules.width + rules.space + int(rng.integers(0, rules.width // 2 + 1))
     step_pitch = rules.width + rules.space + int(rng.integers(0, rules.width + 1))
     grid = _NodeGrid(rng, (track_pitch, step_pitch), width, height)
@@ -211,7 +229,7 @@ def routing(rng: np.random.Generator, rules: PixelRules, width: int, height: int
                 grid.take([box])
                 rows.append(grid.rect(box, rules.width))
                 rails += 1
-    target = rng.uniform(0.55, 0.9) * grid.used.size
+    target = rng.uniform(*density) * grid.used.size
     wires = 0
     for _ in range(3 * grid.used.size):
         if grid.used.sum() >= target:

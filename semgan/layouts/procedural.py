@@ -1,5 +1,9 @@
 """Seeded procedural Manhattan layout clips: line/space, line ends, contacts, shapes, routing, mixtures.
 
+Beside the patterns ``random_clip`` mixes, ``PATTERNS`` holds those the layout families add
+(``semgan.layouts.families``): isolated lines, sparse routing, standard-cell metal, square
+contact arrays and via groups.
+
 Design rules are drawn per clip in nm (CD about 40–200 nm, pitch 80–400 nm, space >= min
 space) and snapped to whole pixels at the requested nm/px, so each clip is exact at any pixel
 size and records the rules it was drawn with. All randomness comes from one Generator: the
@@ -8,12 +12,13 @@ same seed gives the same mask.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
-from semgan.layouts import patterns
+from semgan.layouts import arrays, cellmetal, patterns
 from semgan.layouts.clip import DesignRules, LayoutClip
 from semgan.layouts.errors import LayoutError, UnknownPatternError
 from semgan.layouts.patterns import PixelRules
@@ -24,6 +29,7 @@ MIN_PITCH_NM, MAX_PITCH_NM = 80.0, 400.0
 MIN_SPACE_NM = 40.0
 
 Builder = Callable[[np.random.Generator, PixelRules, int, int], tuple[np.ndarray, dict]]
+RulesDraw = Callable[[np.random.Generator, float], PixelRules]
 
 
 def _px(nm: float, nm_per_px: float) -> int:
@@ -51,6 +57,23 @@ def _draw_contact_rules(rng: np.random.Generator, nm_per_px: float) -> tuple[Pix
     return rules, {"size": (size_x, size_y), "gaps": (gap_x, gap_y)}
 
 
+def _square_rules(low_nm: float, high_nm: float, space_ratio: tuple[float, float]) -> RulesDraw:
+    """Rules of square contacts/vias: side log-uniform in [low, high] nm, space a multiple of it."""
+    def draw(rng: np.random.Generator, nm_per_px: float) -> PixelRules:
+        size_nm = float(np.exp(rng.uniform(np.log(low_nm), np.log(high_nm))))
+        size = _px(size_nm, nm_per_px)
+        space = max(_px(size_nm * rng.uniform(*space_ratio), nm_per_px), _px(MIN_SPACE_NM, nm_per_px))
+        return PixelRules(size, space, size + space)
+    return draw
+
+
+def _sparse_line_rules(rng: np.random.Generator, nm_per_px: float) -> PixelRules:
+    """Isolated lines: line rules whose space is 3–10× the usual."""
+    rules = draw_line_rules(rng, nm_per_px, regular=bool(rng.random() < 0.5))
+    space = round(rules.space * rng.uniform(3.0, 10.0))
+    return PixelRules(rules.width, space, None if rules.pitch is None else rules.width + space)
+
+
 def _to_design_rules(rules: PixelRules, nm_per_px: float) -> DesignRules:
     pitch = None if rules.pitch is None else rules.pitch * nm_per_px
     return DesignRules(rules.width * nm_per_px, rules.space * nm_per_px, pitch)
@@ -70,10 +93,16 @@ def _mask(rects_px: np.ndarray, height: int, width: int, nm_per_px: float) -> np
     return rasterize_rects(rects_px * nm_per_px, window, nm_per_px)  # (H, W)
 
 
-def _single(name: str, builder: Builder, contact_like: bool = False) -> Callable[..., LayoutClip]:
+def _single(name: str, builder: Builder, contact_like: bool = False,
+            rules_for: RulesDraw | None = None) -> Callable[..., LayoutClip]:
     def generate(rng: np.random.Generator, height: int, width: int, nm_per_px: float) -> LayoutClip:
         orientation = str(rng.choice(["v", "h"]))
-        if contact_like:
+        if rules_for is not None:
+            rules = rules_for(rng, nm_per_px)
+            rects, info = _draw_rects(builder, rng, rules, height, width, orientation)
+            if orientation == "h" and "pitch_px" in info:  # report pitches in the clip's own x, y
+                info = {**info, "pitch_px": info["pitch_px"][::-1]}
+        elif contact_like:
             rules, sizes = _draw_contact_rules(rng, nm_per_px)
             rects, info = _draw_rects(lambda r, ru, w, h: builder(r, ru, w, h, **sizes), rng, rules,
                                       height, width, orientation)
@@ -130,8 +159,16 @@ def _box_sum(values: np.ndarray, size: int) -> np.ndarray:
     return integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
 
 
-def mixed(rng: np.random.Generator, height: int, width: int, nm_per_px: float) -> LayoutClip:
-    """Regions of different patterns (and orientations) in one clip, separated by at least min space."""
+def mixed(rng: np.random.Generator, height: int, width: int, nm_per_px: float,
+          region_patterns: Sequence[str] | None = None) -> LayoutClip:
+    """Regions of different patterns (and orientations) in one clip, separated by at least min space.
+
+    ``region_patterns`` limits the regions to some of ``REGION_PATTERNS`` (default: all).
+    """
+    names = list(_REGION_BUILDERS) if region_patterns is None else list(region_patterns)
+    unknown = sorted(set(names) - set(_REGION_BUILDERS))
+    if not names or unknown:
+        raise UnknownPatternError(f"mixed regions must be some of {', '.join(_REGION_BUILDERS)}, got {names}")
     rules = draw_line_rules(rng, nm_per_px, regular=True)
     smallest = max(3 * (rules.width + rules.space), 16)
     boxes = _split(rng, (0, 0, height, width), int(rng.integers(1, 3)), smallest)
@@ -139,7 +176,7 @@ def mixed(rng: np.random.Generator, height: int, width: int, nm_per_px: float) -
     regions = []
     half = rules.space // 2
     for r0, c0, r1, c1 in boxes:
-        name = str(rng.choice(list(_REGION_BUILDERS)))
+        name = str(rng.choice(names))
         orientation = str(rng.choice(["v", "h"]))
         rects, _ = _draw_rects(_REGION_BUILDERS[name], rng, rules, r1 - r0, c1 - c0, orientation)
         part = _mask(rects, r1 - r0, c1 - c0, nm_per_px)
@@ -165,7 +202,14 @@ PATTERNS: dict[str, Callable[[np.random.Generator, int, int, float], LayoutClip]
     "shapes": _single("shapes", patterns.shapes),
     "routing": _single("routing", patterns.routing),
     "mixed": mixed,
+    # Family patterns (``semgan.layouts.families``); random_clip's mix below leaves them out.
+    "sparse_lines": _single("sparse_lines", patterns.isolated_lines, rules_for=_sparse_line_rules),
+    "sparse_routing": _single("sparse_routing", partial(patterns.routing, density=(0.12, 0.4))),
+    "cell_metal": _single("cell_metal", cellmetal.cell_metal),
+    "contact_array": _single("contact_array", arrays.contact_array, rules_for=_square_rules(40.0, 250.0, (0.6, 3.0))),
+    "via_array": _single("via_array", arrays.via_array, rules_for=_square_rules(40.0, 260.0, (0.7, 1.6))),
 }
+REGION_PATTERNS = tuple(_REGION_BUILDERS)
 # How often random_clip picks each pattern: mostly the varied, realistic ones.
 PATTERN_WEIGHTS: dict[str, float] = {
     "mixed": 0.25, "routing": 0.25, "lines": 0.15, "line_ends": 0.1,
@@ -180,15 +224,27 @@ def _size(size_px: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def generate_clip(pattern: str, size_px: int | tuple[int, int], nm_per_px: float, seed: int) -> LayoutClip:
-    """A ``pattern`` clip of ``size_px`` (side, or (height, width)) at ``nm_per_px``, deterministic in ``seed``."""
+def generate_clip(pattern: str, size_px: int | tuple[int, int], nm_per_px: float, seed: int,
+                  *, region_patterns: Sequence[str] | None = None) -> LayoutClip:
+    """A ``pattern`` clip of ``size_px`` (side, or (height, width)) at ``nm_per_px``, deterministic in ``seed``.
+
+    ``region_patterns`` (``"mixed"`` only) limits a mixed clip's regions to those patterns.
+    """
     if pattern not in PATTERNS:
         raise UnknownPatternError(f"unknown layout pattern {pattern!r}; choose one of {', '.join(PATTERNS)}")
     if not nm_per_px > 0:
         raise LayoutError(f"nm_per_px must be positive, got {nm_per_px}")
     height, width = _size(size_px)
-    clip = PATTERNS[pattern](np.random.default_rng(seed), height, width, float(nm_per_px))
-    source = {**clip.source, "seed": int(seed), "nm_per_px": float(nm_per_px), "size_px": [height, width]}
+    rng = np.random.default_rng(seed)
+    extra: dict = {}
+    if region_patterns is None:
+        clip = PATTERNS[pattern](rng, height, width, float(nm_per_px))
+    elif pattern == "mixed":
+        clip = mixed(rng, height, width, float(nm_per_px), region_patterns)
+        extra = {"region_patterns": list(region_patterns)}
+    else:
+        raise UnknownPatternError(f"region_patterns applies to the 'mixed' pattern only, not {pattern!r}")
+    source = {**clip.source, "seed": int(seed), "nm_per_px": float(nm_per_px), "size_px": [height, width], **extra}
     return replace(clip, source=source)
 
 
