@@ -141,11 +141,13 @@ def build(studio: Studio, counters: gr.HTML) -> FinetuneUI:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
             gr.Markdown("#### Launch\nWhat **Fine-tune now** runs (the automatic trigger "
-                        "runs the same): production's weights and optimizer state, LR ÷ 10, "
-                        "old anchor pairs mixed with the corrected pairs; a tool whose grey "
-                        "levels differ from the training tools' (≥ 5 pairs) gets a grey-level "
-                        "calibration and its own fine-tuned generator, the other tools keep "
-                        "production's; then the promotion gate.")
+                        "runs the same): every tool with corrected pairs gets its own "
+                        "generator, trained from production's on that tool's pairs and "
+                        "stopped at its best on the tool's held-out pairs (with a grey-level "
+                        "map when its levels differ from the training tools'); every other "
+                        "tool keeps production's bit for bit. The gate then judges each "
+                        "tool on its own held-out pairs and keeps only the tools that got "
+                        "better.")
             with gr.Row():
                 launch_btn = gr.Button("Fine-tune now", variant="primary",
                                        elem_id="finetune-now-btn")

@@ -27,6 +27,13 @@ GATE_COLUMNS = (*fmt.METRIC_COLUMNS, ("count", "images", "{:.0f}"))
 DATA_SETS = (("old_data", "old data (anchor test set: the tools it was trained on)"),
              ("new_data", "new data (held-out corrected pairs)"))
 CONFIG_NOTES = {
+    "strategy": "tools: an adaptation per corrected tool (others bit-identical); shared: "
+    "fine-tune the shared generator and blend it back",
+    "expert_lr": "learning rate of a tool's own generator", "expert_crop": "its training crop (px)",
+    "expert_max_steps": "cap on its steps (it stops early on its held-out pairs)",
+    "min_tool_pairs": "corrected train pairs a tool needs before it gets an adaptation",
+    "gate.min_iou_gain": "per tool: held-out IoU must rise by more than this",
+    "gate.min_win_probability": "per tool: paired-bootstrap P(gain > 0) at least this",
     "epochs": "passes over the corrected pairs", "new_fraction": "share of each epoch that "
     "is corrected pairs (the rest: old anchor pairs, against forgetting)",
     "lr_scale": "learning rate × this (seed: ÷ 10)",
@@ -215,10 +222,15 @@ def gate_metrics_html(gate: dict) -> str:
     """Both models' figures on old and new data, side by side."""
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in GATE_COLUMNS)
     rows = ""
-    for key, label in DATA_SETS:
+    tools = sorted(gate.get("candidate", {}).get("tools") or {})
+    sets = [(("tools", tool), f"tool {tool.removeprefix('tool:')} (its held-out pairs)")
+            for tool in tools] or list(DATA_SETS)
+    for key, label in sets:
         for who, version in (("production", gate.get("production_version")),
                              ("candidate", gate.get("candidate_version"))):
-            metrics = gate.get(who, {}).get(key) or {}
+            figures = gate.get(who, {})
+            metrics = (figures.get(key[0], {}).get(key[1]) if isinstance(key, tuple)
+                       else figures.get(key)) or {}
             cells = "".join(f"<td>{_number(metrics.get(k), f)}</td>" for k, _, f in GATE_COLUMNS)
             rows += (f"<tr><td>{html.escape(label)}</td><td>{who} v{version}</td>{cells}</tr>"
                      if metrics else f"<tr><td>{html.escape(label)}</td><td>{who} v{version}"
@@ -246,11 +258,19 @@ def verdict_html(job: Job | None) -> str:
     css = "sg-badge-ok" if word == "promoted" else "sg-badge-bad"
     summary = result.summary
     pairs = summary.get("pairs_used") or {}
-    facts = (f"{summary.get('steps', '—')} steps ({summary.get('epochs', '—')} epochs) in "
-             f"{duration(summary.get('train_seconds'))} on {summary.get('device', '?')}; "
-             f"{pairs.get('corrected_pairs', '—')} corrected + {pairs.get('anchor_pairs', '—')} "
-             f"anchor pairs; gate {duration(gate.get('seconds'))} on "
-             f"{gate.get('holdout_pairs', 0)} held-out pairs; finished {fmt.when(job.finished)}")
+    if summary.get("strategy") == "tools":
+        facts = "; ".join(f"{tool.removeprefix('tool:')}: {t.get('steps')} steps in "
+                          f"{duration(t.get('seconds'))}, {t.get('train_pairs')} train / "
+                          f"{t.get('holdout_pairs')} held-out pairs"
+                          for tool, t in (summary.get("tools") or {}).items())
+        facts += f"; gate {duration(gate.get('seconds'))}; finished {fmt.when(job.finished)}"
+    else:
+        facts = (f"{summary.get('steps', '—')} steps ({summary.get('epochs', '—')} epochs) in "
+                 f"{duration(summary.get('train_seconds'))} on {summary.get('device', '?')}; "
+                 f"{pairs.get('corrected_pairs', '—')} corrected + "
+                 f"{pairs.get('anchor_pairs', '—')} anchor pairs; gate "
+                 f"{duration(gate.get('seconds'))} on {gate.get('holdout_pairs', 0)} held-out "
+                 f"pairs; finished {fmt.when(job.finished)}")
     warnings = "".join(f"<div class='sg-notice'>⚠ {html.escape(w)}</div>"
                        for w in summary.get("warnings", []))
     return (f"<div class='sg-badge {css} sg-verdict-badge'><b>Job {job.id}: candidate "

@@ -120,13 +120,17 @@ def edge_check_note(summary: dict) -> str:
 
 
 def tool_note(summary: dict) -> str:
-    """How a foreign tool's image was read: its grey-level calibration and, if any, its expert."""
+    """Which tool adaptation read the image, and how it was chosen (its tag or, for an
+    untagged image, the nearest grey-level histogram)."""
     tool = summary.get("tool_calibration")
     if not tool:
         return ""
     how = "its own fine-tuned generator" if summary.get("tool_expert") else "the shared generator"
-    name = str(tool).removeprefix("tool:")  # calibrations are keyed by the pairs' "tool:NAME"
-    return f" · read as tool **{name}**: grey levels calibrated, {how}"
+    name = str(tool).removeprefix("tool:")  # adaptations are keyed by the pairs' "tool:NAME"
+    if summary.get("tool_routing") == "histogram":
+        return (f" · untagged image, read as tool **{name}** by its grey-level histogram "
+                f"(a fallback: tag uploads with their tool), {how}")
+    return f" · tool **{name}**: its own adaptation, {how}"
 
 
 def metrics_html(metrics: dict | None, caption: str) -> str:

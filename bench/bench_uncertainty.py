@@ -21,7 +21,8 @@ import torch
 
 from semgan.infer import LayoutPrediction, Predictor
 from semgan.metrics import iou
-from semgan.semsim import PROFILES, ToolProfile
+from semgan.semsim import PROFILES
+from semgan.semsim.foreign import FOREIGN_TOOLS
 from semgan.synth import make_pair
 from semgan.uncertainty import dihedral, image_features, reference_of, undo_dihedral
 from semgan.uncertainty_model import (
@@ -43,21 +44,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FEATURES = ("tta_iou_loss", "low_confidence", "extreme_fill", "mask_fraction", "dense_fill", "edge_blur")
 
 
-def _variant(name: str, description: str, **knobs: tuple[float, float]) -> ToolProfile:
-    """A clean-tool profile with some knobs changed."""
-    return ToolProfile.from_dict({**PROFILES["clean"].to_dict(), "name": name,
-                                  "description": description, **{k: list(v) for k, v in knobs.items()}})
-
-
-FOREIGN = {
-    "edge_only": _variant("edge_only", "weak material contrast, edge-dominated outlines",
-                          substrate_level=(0.26, 0.30), feature_level=(0.27, 0.33),
-                          edge_bloom_gain=(0.9, 1.4)),
-    "dark_features": _variant("dark_features", "dark features on a bright substrate",
-                              substrate_level=(0.40, 0.48), feature_level=(0.10, 0.18)),
-    "wide_beam": _variant("wide_beam", "much wider beam spot", beam_sigma_nm=(6.0, 14.0)),
-    "low_dose": _variant("low_dose", "very low dose", dose_electrons_per_px=(1.5, 10.0)),
-}
+# The foreign tools of the review-loop family this score was fitted with (semgan.semsim.foreign).
+FOREIGN = {name: FOREIGN_TOOLS[name].profile
+           for name in ("edge_only", "dark_features", "wide_beam", "low_dose")}
 TOOLS = {**{name: PROFILES[name] for name in ("clean", "noisy", "aged", "drifted")}, **FOREIGN}
 
 

@@ -1,19 +1,21 @@
-"""The review-loop benchmark: does correcting a drifted tool's images win its accuracy back?
+"""The review-loop benchmark: does correcting a new tool's images teach the model that tool?
 
-An engineer meets a tool profile the production model never saw ("drifted": inverted material
-contrast, dark, heavy charging). For N = 0, 10, 25, 50 reviewed images, the model's predictions
-are corrected with the true layouts (stored as corrected pairs exactly as ``loop import-pairs``
-stores them, same 80/20 train/holdout rule), then a fine-tune is queued as **Fine-tune now**
-queues it and run by the real background worker process, gated, and promoted or rejected. After
-every step the production model (and the candidate) is scored on two held-out sets the loop never
-trains on: drifted images and images of the original tool profiles.
+For every tool of the foreign-tool family (``semgan.semsim.foreign``), the ``drifted`` tool and
+the three tools of the independent simulator (``../shared/eval/indep_sem.py``, a check that is
+never trained on or tuned to), in a fresh workspace with the shipped model: for N = 10, 25, 50
+reviewed images the true layouts are imported as corrected pairs tagged with the tool (as
+``loop import-pairs --tool`` stores them), a fine-tune is queued as **Fine-tune now** queues it,
+run by the real background worker and gated. Production is then scored on 40 held-out images
+of that tool (tagged) and on 40 held-out images of the training tools, tagged and untagged.
+Beside each job, the peer: a from-scratch ResNet-18 U-Net (``bench.peer``) trained on the same
+corrected pairs for the same training wall time.
 
-Run: ``.venv/bin/python bench/review_loop.py`` (default model, ~16 min on 2 CPU cores) → prints
-JSON and writes bench/results/review_loop.json and review_loop.png. ``--model DIR --counts 0,4
---finetune max_steps=5 …`` gives a quick run (tests use it with a tiny model).
+    .venv/bin/python -m bench.review_loop                               # all tools
+    .venv/bin/python -m bench.review_loop --tools edge_only,indep_a --name part1
+    .venv/bin/python -m bench.review_loop --merge part1,part2           # → review_loop.json/.png
 
-Target (issue 6): at N = 50 at least 80 % of the IoU gap between drifted and original data is
-recovered, and IoU on original data drops by at most 0.005.
+Targets (per tool at N = 50): IoU ≥ 0.90 and ≥ peer + 0.10; training tools lose ≤ 0.002 IoU;
+the job ≤ 10 min.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,70 +36,100 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
+from bench.peer import SIZE_MULTIPLE, ResNet18UNet
 from loop.bootstrap import install_model
 from loop.finetune import finetune_config, request_finetune, set_finetune_config, with_overrides
-from loop.pairs import import_pairs
+from loop.finetune.expert import ExpertRecipe, train_expert
+from loop.finetune.tools import group_by_tool
+from loop.pairs import export_split, import_pairs, resample_pair
 from loop.triggers import set_trigger_settings
 from loop.worker import spawn_worker, worker_pid
-from semgan.evaluate import evaluate_folder, predictor_method
+from semgan.calibration import tool_key
+from semgan.imageio import load_image, save_png
 from semgan.infer import Predictor
-from semgan.semsim import TRAINING_PROFILES
-from semgan.synth import resolve_profiles, write_dataset
+from semgan.metrics import aggregate, evaluate_pair
+from semgan.semsim import PROFILES, TRAINING_PROFILES
+from semgan.semsim.foreign import FOREIGN_TOOLS, ForeignTool
+from semgan.synth import make_pair
 from store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DRIFTED = "drifted"
-METRICS = ("iou", "epe_mean_nm", "epe_p95_nm", "cd_abs_error_nm", "ssim")
-TARGET_RECOVERY = 0.8
-TARGET_ORIGINAL_DROP = 0.005
-SEEDS = {"pool": 41, "drifted_test": 42, "original_test": 43}
+INDEP = Path(__file__).resolve().parents[2] / "shared" / "eval" / "indep_sem.py"
+LAYOUTS = Path(__file__).resolve().parents[2] / "shared" / "layouts"
+FIELD_NM = 1024.0  # every synthetic tool's images span the same field
+COUNTS = (10, 25, 50)
+METRICS = ("iou", "epe_mean_nm", "cd_abs_error_nm", "ssim")
+TARGETS = {"min_iou": 0.90, "min_margin_over_peer": 0.10, "max_original_iou_drop": 0.002,
+           "max_job_seconds": 600.0}
+SEEDS = {"pool": 61, "test": 62, "original": 63}
 
 
-def make_data(root: Path, pool: int, test_count: int, size: int, nm_per_px: float) -> dict:
-    """The drifted images to review, and the two held-out test sets (all synthetic)."""
-    drifted = resolve_profiles(DRIFTED)
-    original = resolve_profiles(",".join(TRAINING_PROFILES))
-    sets = {"pool": (pool, drifted), "drifted_test": (test_count, drifted),
-            "original_test": (test_count, original)}
-    for name, (count, profiles) in sets.items():
-        write_dataset(root / name, count, size=size, nm_per_px=nm_per_px, profiles=profiles,
-                      seed=SEEDS[name])
-    return {name: root / name for name in sets}
+def all_tools() -> list[str]:
+    """Family, drifted, then the independent simulator's tools."""
+    return [*FOREIGN_TOOLS, "drifted", "indep_a", "indep_b", "indep_c"]
 
 
-def chunk_folder(pool: Path, start: int, stop: int, out: Path) -> tuple[Path, Path]:
-    """SEM and layout folders holding pool items ``start:stop`` (what the engineer corrected)."""
-    items = json.loads((pool / "manifest.json").read_text())["items"][start:stop]
+def synthetic_tool(name: str) -> ForeignTool:
+    """The family member or ``drifted``."""
+    return FOREIGN_TOOLS[name] if name in FOREIGN_TOOLS else ForeignTool(PROFILES[name])
+
+
+def write_folder(out: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Path, Path]:
+    """SEM and layout PNG folders (what the engineer corrected, or a test set)."""
     sem_dir, layout_dir = out / "sem", out / "layout"
-    for folder in (sem_dir, layout_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    for item in items:
-        shutil.copy2(pool / item["sem"], sem_dir / Path(item["sem"]).name)
-        shutil.copy2(pool / item["layout"], layout_dir / Path(item["layout"]).name)
+    sem_dir.mkdir(parents=True, exist_ok=True)
+    layout_dir.mkdir(parents=True, exist_ok=True)
+    for index, (sem, mask) in enumerate(pairs):
+        save_png(sem_dir / f"{index:04d}.png", sem)
+        save_png(layout_dir / f"{index:04d}.png", mask)
     return sem_dir, layout_dir
 
 
-def score(model_dir: Path, data: dict) -> dict:
-    """Mean metrics of one model on both held-out sets."""
-    predictor = Predictor.from_dir(model_dir)
-    scores = {}
-    for name in ("drifted_test", "original_test"):
-        result = evaluate_folder(data[name], {"model": predictor_method(predictor)})
-        overall = result["methods"]["model"]["overall"]
-        # One image whose features are all missed makes the mean EPE ∞; the median per-image
-        # EPE and the count of such images say more about a tool the model is learning.
-        epe = [float(row["epe_mean_nm"]) for row in result["methods"]["model"]["rows"]]
-        scores[name.removesuffix("_test")] = {
-            **{key: round(float(overall[key]), 4) for key in METRICS},
-            "epe_median_nm": round(float(np.median(epe)), 4) if epe else math.nan,
-            "images_without_epe": sum(not math.isfinite(value) for value in epe)}
-    return scores
+def tool_data(name: str, pool: int, test: int, root: Path) -> tuple[list, list, float]:
+    """(pool pairs, test pairs, nm/px) of one tool as (uint8 SEM, bool mask) at its pixel size."""
+    if name.startswith("indep_"):
+        out = root / f"{name}_all"
+        subprocess.run([sys.executable, str(INDEP), "--layouts", str(LAYOUTS), "--tool",
+                        name.removeprefix("indep_"), "--count", str(pool + test), "--seed", "7",
+                        "--out", str(out)], check=True, capture_output=True)
+        meta = json.loads((out / "pairs.json").read_text())
+        pairs = [((load_image(out / "sem" / f"{i['name']}.png").pixels * 255).round().astype(np.uint8),
+                  load_image(out / "layout" / f"{i['name']}.png").pixels > 0.5)
+                 for i in meta["items"]]
+        return pairs[:pool], pairs[pool:pool + test], float(meta["nm_per_px"])
+    tool = synthetic_tool(name)
+    size = round(FIELD_NM / tool.nm_per_px)
+
+    def make(count: int, seed: int) -> list:
+        return [(p.sem_image, p.layout_mask) for p in
+                (make_pair(i, size=size, nm_per_px=tool.nm_per_px, profiles=[tool.profile],
+                           seed=seed) for i in range(count))]
+
+    return make(pool, SEEDS["pool"]), make(test, SEEDS["test"]), tool.nm_per_px
+
+
+def original_data(count: int) -> list:
+    """Held-out images of the training tools at 4 nm/px with their tool tags."""
+    profiles = [PROFILES[p] for p in TRAINING_PROFILES]
+    return [(p.sem_image, p.layout_mask, f"sim:{p.profile}") for p in
+            (make_pair(i, size=256, nm_per_px=4.0, profiles=profiles, seed=SEEDS["original"])
+             for i in range(count))]
+
+
+def score(predictor: Predictor, pairs: list, nm_per_px: float, tool: str | None) -> dict:
+    """Mean metrics (and median per-image EPE) of ``predictor`` on ``pairs`` tagged ``tool``."""
+    rows = []
+    for sem, mask, *tag in pairs:
+        result = predictor.predict(sem, nm_per_px, tag[0] if tag and tool == "own" else tool)
+        rows.append(evaluate_pair(result.probability, result.mask, mask, nm_per_px))
+    overall = aggregate(rows)
+    epe = [r["epe_mean_nm"] for r in rows]
+    return {**{k: round(float(overall[k]), 4) for k in METRICS},
+            "epe_median_nm": round(float(np.median(epe)), 4),
+            "images_without_epe": sum(not math.isfinite(v) for v in epe)}
 
 
 def run_job(store: Store, reason: str, timeout_s: float) -> dict:
@@ -110,15 +143,16 @@ def run_job(store: Store, reason: str, timeout_s: float) -> dict:
             break
         if time.perf_counter() - started > timeout_s:
             raise TimeoutError(f"fine-tune job {job.id} still {job.status} after {timeout_s} s")
-        time.sleep(2)
+        time.sleep(1)
     result = job.result or {}
     summary = result.get("summary") or {}
+    tools = summary.get("tools") or {}
     return {"job_id": job.id, "status": job.status, "error": job.error,
             "decision": result.get("decision"), "reason": result.get("reason"),
             "candidate_version": result.get("candidate_version"),
             "wall_seconds": round(time.perf_counter() - started, 1),
-            "steps": summary.get("steps"), "train_seconds": summary.get("train_seconds"),
-            "stop_reason": summary.get("stop_reason")}
+            "train_seconds": summary.get("train_seconds"),
+            "tools": {t: {k: v for k, v in s.items() if k != "history"} for t, s in tools.items()}}
 
 
 def stop_worker(workspace: Path, wait_s: float = 10.0) -> None:
@@ -133,66 +167,144 @@ def stop_worker(workspace: Path, wait_s: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def summarise(rows: list[dict]) -> dict:
-    """IoU gap recovered and the drop on original data, per N, against N = 0."""
-    base = rows[0]["production"]
-    gap = base["original"]["iou"] - base["drifted"]["iou"]
-    summary = {"iou_gap_at_0": round(gap, 4), "per_count": []}
+def share_anchors(cache: Path, workspace: Path, into_workspace: bool) -> None:
+    """Reuse one tool's generated anchor sets in the next tool's workspace (same seeds, same
+    content: ``loop.anchor`` checks them and regenerates on any mismatch)."""
+    for name in ("anchor_train", "anchor_test"):
+        source, target = (cache / name, workspace / "data" / name)
+        if not into_workspace:
+            source, target = target, source
+        if source.is_dir() and not target.exists():
+            shutil.copytree(source, target)
+
+
+def run_peer(store: Store, key: str, nm_per_px: float, tile: int, seconds: float,
+             test: list, test_nm: float, work: Path, threads: int) -> dict:
+    """The from-scratch U-Net on the workspace's corrected pairs of ``key``, ``seconds`` long."""
+    train = export_split(store, work / "train", "train", nm_per_px, tile)
+    holdout = export_split(store, work / "holdout", "holdout", nm_per_px, tile)
+    group = group_by_tool(train, holdout)[key]
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    model = ResNet18UNet()
+    recipe = ExpertRecipe(crop=256, lr=1e-3, max_steps=10**6, min_steps=10**6,
+                          time_budget_s=seconds, patience=10**6)
+    result = train_expert(model, group.train, group.holdout, recipe, kind="logits",
+                          multiple=SIZE_MULTIPLE)
+    model.load_state_dict(result.state)
+    model.eval()
+    rows = []
+    with torch.inference_mode():
+        for sem, mask in test:
+            s, m = resample_pair(sem, mask, test_nm, nm_per_px)
+            h, w = s.shape
+            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            x = np.pad(s.astype(np.float32) / 255, ((0, ph - h), (0, pw - w)), mode="symmetric")
+            p = torch.sigmoid(model(torch.from_numpy(x * 2 - 1)[None, None]))[0, 0, :h, :w].numpy()
+            rows.append(evaluate_pair(p, p > 0.5, m, nm_per_px))
+    shutil.rmtree(work, ignore_errors=True)
+    overall = aggregate(rows)
+    return {**{k: round(float(overall[k]), 4) for k in METRICS}, "steps": result.steps,
+            "seconds": result.seconds, "best_step": result.best_step}
+
+
+def bench_tool(name: str, args: argparse.Namespace, root: Path, original: list) -> dict:
+    """One tool: N = 0 then each N of ``args.counts``, job + peer + scores."""
+    pool, test, nm = tool_data(name, max(args.counts), args.test_count, root / "data")
+    tag = f"bench:{name}"
+    key = tool_key(tag)
+    row: dict = {"tool": name, "nm_per_px": nm, "steps": []}
+    with Store.open(root / f"ws_{name}") as store:
+        install_model(store, args.model)
+        share_anchors(root / "anchors", store.workspace, into_workspace=True)
+        set_trigger_settings(store, auto_trigger=False)
+        config = with_overrides(finetune_config(store), args.finetune)
+        set_finetune_config(store, config)
+        production = store.production_model()
+        model_nm = float(production.card.get("nm_per_px") or 4.0)
+        tile = int(production.card.get("data_recipe", {}).get("size") or 256)
+
+        def scores() -> dict:
+            predictor = Predictor.from_dir(store.workspace / store.production_model().path)
+            return {"tool": score(predictor, test, nm, tag),
+                    "original_tagged": score(predictor, original, 4.0, "own"),
+                    "original_untagged": score(predictor, original, 4.0, None)}
+
+        row["zero_shot"] = scores()
+        print(json.dumps({"tool": name, "n": 0, **finite(row["zero_shot"])}), flush=True)
+        previous = 0
+        for n in args.counts:
+            sem_dir, layout_dir = write_folder(root / "reviewed" / name / f"n{n}", pool[previous:n])
+            import_pairs(store, sem_dir, layout_dir, nm, tool=tag, author="review-loop bench")
+            counts = store.counts()
+            step = {"n": n, "pairs": {"train": counts.train_pairs, "holdout": counts.holdout_pairs},
+                    "job": run_job(store, f"review-loop bench {name} N={n}", args.job_timeout)}
+            share_anchors(root / "anchors", store.workspace, into_workspace=False)
+            step["production"] = scores()
+            seconds = float(step["job"]["tools"].get(key, {}).get("seconds") or
+                            step["job"]["train_seconds"] or 60.0)
+            step["peer"] = run_peer(store, key, model_nm, tile, seconds, test, nm,
+                                    root / "peer" / name, args.threads)
+            row["steps"].append(step)
+            print(json.dumps(finite({"tool": name, **step})), flush=True)
+            previous = n
+        stop_worker(store.workspace)
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per tool and N: IoU of production and the peer, the margin, the training tools' loss."""
+    table = []
     for row in rows:
-        production = row["production"]
-        recovered = (production["drifted"]["iou"] - base["drifted"]["iou"]) / gap if gap > 0 \
-            else float("nan")
-        drop = base["original"]["iou"] - production["original"]["iou"]
-        summary["per_count"].append({"n": row["n"], "gap_recovered": round(recovered, 4),
-                                     "original_iou_drop": round(drop, 4)})
-    last = summary["per_count"][-1]
-    summary["target"] = {"n": last["n"], "min_gap_recovered": TARGET_RECOVERY,
-                         "max_original_iou_drop": TARGET_ORIGINAL_DROP,
-                         "met": bool(last["gap_recovered"] >= TARGET_RECOVERY
-                                     and last["original_iou_drop"] <= TARGET_ORIGINAL_DROP)}
-    return summary
+        base = row["zero_shot"]
+        for step in row["steps"]:
+            fine, peer = step["production"]["tool"]["iou"], step["peer"]["iou"]
+            drop = max(base[k]["iou"] - step["production"][k]["iou"]
+                       for k in ("original_tagged", "original_untagged"))
+            table.append({"tool": row["tool"], "n": step["n"], "zero_shot_iou": base["tool"]["iou"],
+                          "iou": fine, "epe_mean_nm": step["production"]["tool"]["epe_mean_nm"],
+                          "peer_iou": peer, "margin": round(fine - peer, 4),
+                          "original_iou_drop": round(drop, 4),
+                          "job_seconds": step["job"]["wall_seconds"],
+                          "decision": step["job"]["decision"]})
+    return table
 
 
-def _series(rows: list[dict], model: str, data: str, key: str) -> tuple[list, list]:
-    """(N, value) of ``model`` ("production"/"candidate") where it was scored; ±inf → NaN."""
-    points = [(row["n"], row[model][data][key]) for row in rows if row.get(model)]
-    return [n for n, _ in points], [v if v is not None and math.isfinite(v) else math.nan
-                                    for _, v in points]
+def targets_met(table: list[dict]) -> dict:
+    """Which tools meet the issue's targets at the largest N."""
+    last = max(r["n"] for r in table)
+    met = {}
+    for r in (r for r in table if r["n"] == last):
+        met[r["tool"]] = bool(r["iou"] >= TARGETS["min_iou"]
+                              and r["margin"] >= TARGETS["min_margin_over_peer"]
+                              and r["original_iou_drop"] <= TARGETS["max_original_iou_drop"]
+                              and r["job_seconds"] <= TARGETS["max_job_seconds"])
+    return met
 
 
-def plot(rows: list[dict], out: Path) -> None:
-    """Held-out IoU and EPE (drifted, original) of production against N, fine-tune wall time."""
-    counts = [row["n"] for row in rows]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    styles = {"drifted": ("tab:blue", "o"), "original": ("tab:orange", "s")}
-    for axis, key, label in ((axes[0], "iou", "IoU"),
-                             (axes[1], "epe_median_nm", "median per-image EPE (nm)")):
-        for data, (colour, marker) in styles.items():
-            axis.plot(*_series(rows, "production", data, key), marker=marker, color=colour,
-                      label=f"production, {data} data")
-            axis.plot(*_series(rows, "candidate", data, key), "x", color=colour, markersize=9,
-                      label=f"candidate, {data} data")
-            missing = [n for n, v in zip(*_series(rows, "production", data, key), strict=True)
-                       if math.isnan(v)]
-            if missing:
-                axis.annotate(f"{data}: ∞ at N = {', '.join(map(str, missing))} "
-                              "(no edge found)", (0.02, 0.6), xycoords="axes fraction",
-                              fontsize=8, va="top", color=colour)
-        axis.set(xlabel="corrected drifted images N", ylabel=label, xticks=counts)
-        axis.grid(alpha=0.3)
-    missed = {data: "/".join(str(row["production"][data].get("images_without_epe", "?"))
-                             for row in rows if row.get("production")) for data in styles}
-    axes[1].set_title("images with EPE ∞ (a feature missed), N = " + "/".join(map(str, counts))
-                      + f"\ndrifted {missed['drifted']}, original {missed['original']}", fontsize=9)
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=7, loc="center right")
-    jobs = [row for row in rows if row.get("job")]
-    axes[2].bar([str(row["n"]) for row in jobs], [row["job"]["wall_seconds"] for row in jobs],
-                color=["tab:green" if row["job"]["decision"] == "promote" else "tab:red"
-                       for row in jobs])
-    axes[2].set(xlabel="N", ylabel="fine-tune job wall time (s)",
-                title="green: promoted, red: rejected")
-    figure.suptitle("review loop on a drifted tool profile (held-out sets)")
+def plot(table: list[dict], out: Path) -> None:
+    """IoU against N per tool: the fine-tuned production (solid) and the peer (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tools = list(dict.fromkeys(r["tool"] for r in table))
+    figure, axis = plt.subplots(figsize=(9, 5))
+    colours = plt.get_cmap("tab10")
+    for index, tool in enumerate(tools):
+        rows = [r for r in table if r["tool"] == tool]
+        ns = [0] + [r["n"] for r in rows]
+        axis.plot(ns, [rows[0]["zero_shot_iou"]] + [r["iou"] for r in rows], "o-",
+                  color=colours(index), label=f"{tool}")
+        axis.plot([r["n"] for r in rows], [r["peer_iou"] for r in rows], "x--",
+                  color=colours(index), alpha=0.7)
+    axis.axhline(TARGETS["min_iou"], color="grey", lw=0.8, ls=":")
+    axis.set(xlabel="corrected images N", ylabel="held-out IoU on the tool",
+             title="review loop per tool: fine-tuned production (solid) vs from-scratch peer "
+                   "(dashed)", ylim=(-0.02, 1.02))
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2, loc="lower right")
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
@@ -209,69 +321,70 @@ def finite(value: object) -> object:
     return value
 
 
+def markdown_table(table: list[dict]) -> str:
+    """The per-tool table as Markdown (docs/review_loop.md and the README take it as is)."""
+    lines = ["| tool | N | zero-shot IoU | fine-tuned IoU | mean EPE (nm) | peer IoU | margin | "
+             "training tools' IoU drop | job (s) | gate |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        epe = r["epe_mean_nm"]
+        lines.append(f"| {r['tool']} | {r['n']} | {r['zero_shot_iou']:.3f} | {r['iou']:.3f} | "
+                     f"{'∞' if epe is None or not math.isfinite(epe) else f'{epe:.1f}'} | "
+                     f"{r['peer_iou']:.3f} | {r['margin']:+.3f} | {r['original_iou_drop']:.4f} | "
+                     f"{r['job_seconds']:.0f} | {r['decision']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(rows: list[dict], out: Path, name: str, extra: dict) -> dict:
+    """The JSON (and, for the full set, the PNG) of these rows."""
+    table = summarise(rows)
+    result = {"bench": "review_loop", "rows": rows, "table": table, "targets": TARGETS,
+              "met": targets_met(table) if table else {}, **extra}
+    (out / f"{name}.json").write_text(json.dumps(finite(result), indent=1) + "\n")
+    if table:
+        plot(table, out / f"{name}.png")
+        (out / f"{name}.md").write_text(markdown_table(table))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print and write the JSON (and the PNG)."""
+    """Run the benchmark (or merge parts); print and write the JSON and the PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default", help="starting production model")
-    parser.add_argument("--counts", default="0,10,25,50", help="cumulative N, comma separated")
-    parser.add_argument("--test-count", type=int, default=40, help="images per held-out set")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--nm-per-px", type=float, default=4.0)
-    parser.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="fine-tune config overrides (as `loop finetune --set`)")
-    parser.add_argument("--workspace", help="keep the workspace here (default: a temp folder)")
-    parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and the PNG")
+    parser.add_argument("--tools", default=",".join(all_tools()))
+    parser.add_argument("--counts", default=",".join(map(str, COUNTS)))
+    parser.add_argument("--test-count", type=int, default=40)
+    parser.add_argument("--original-count", type=int, default=40)
+    parser.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--threads", type=int, default=0, help="peer threads (0: torch default)")
+    parser.add_argument("--workspace", help="keep the workspaces here (default: a temp folder)")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--name", default="review_loop", help="JSON/PNG file name")
+    parser.add_argument("--merge", help="comma-separated names of parts to merge into --name")
     parser.add_argument("--job-timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
-    counts = sorted({int(c) for c in args.counts.split(",")})
-    if counts[0] != 0:
-        counts = [0, *counts]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        parts = [json.loads((out / f"{p}.json").read_text()) for p in args.merge.split(",")]
+        rows = [row for part in parts for row in part["rows"]]
+        result = write_results(rows, out, args.name, {"parts": parts[0].get("args"),
+                                                      "merged": args.merge.split(",")})
+        print(json.dumps(result["table"], indent=1))
+        return 0
+    args.counts = sorted({int(c) for c in args.counts.split(",") if int(c) > 0})
+    args.threads = args.threads or torch.get_num_threads()
     root = Path(args.workspace or tempfile.mkdtemp(prefix="semgan-review-loop-"))
     started = time.perf_counter()
-    data = make_data(root / "bench_data", max(counts), args.test_count, args.size,
-                     args.nm_per_px)
-    rows = []
-    with Store.open(root / "workspace") as store:
-        install_model(store, args.model)
-        set_trigger_settings(store, auto_trigger=False)  # only the bench's own jobs run
-        config = with_overrides(finetune_config(store), args.finetune)
-        set_finetune_config(store, config)
-        previous = 0
-        for n in counts:
-            row: dict = {"n": n}
-            if n > previous:
-                sem_dir, layout_dir = chunk_folder(data["pool"], previous, n,
-                                                   root / "reviewed" / f"n{n}")
-                report = import_pairs(store, sem_dir, layout_dir, args.nm_per_px,
-                                      tool=DRIFTED, author="review-loop bench")
-                counts_now = store.counts()
-                row["pairs"] = {"imported": len(report.imported), "skipped": len(report.skipped),
-                                "train": counts_now.train_pairs,
-                                "holdout": counts_now.holdout_pairs}
-                row["job"] = run_job(store, f"review-loop bench N={n}", args.job_timeout)
-                candidate = row["job"]["candidate_version"]
-                if candidate is not None:
-                    model = store.get_model(candidate)
-                    row["candidate"] = score(store.workspace / model.path, data)
-            production = store.production_model()
-            row["production_version"] = production.version
-            row["production"] = score(store.workspace / production.path, data)
-            rows.append(row)
-            print(json.dumps(finite(row)), flush=True)
-            previous = n
-        stop_worker(store.workspace)
-    result = {"bench": "review_loop", "model": args.model, "counts": counts,
-              "test_count": args.test_count, "size": args.size, "nm_per_px": args.nm_per_px,
-              "finetune_config": config.to_dict(), "rows": rows, "summary": summarise(rows),
-              "wall_seconds": round(time.perf_counter() - started, 1),
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version()},
-              "workspace": str(root) if args.workspace else None}
-    (out / "review_loop.json").write_text(json.dumps(finite(result), indent=2) + "\n")
-    plot(rows, out / "review_loop.png")
-    print(json.dumps(finite(result["summary"]), indent=2))
+    original = original_data(args.original_count)
+    rows: list[dict] = []
+    for name in (t for t in args.tools.split(",") if t):
+        rows.append(bench_tool(name, args, root, original))
+        extra = {"args": {k: v for k, v in vars(args).items() if k != "finetune"} |
+                 {"finetune": args.finetune},
+                 "wall_seconds": round(time.perf_counter() - started, 1),
+                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+        result = write_results(rows, out, args.name, extra)  # after every tool: a partial run counts
+    print(json.dumps(finite(result["table"]), indent=1))
     if not args.workspace:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -46,6 +46,8 @@ class GateConfig:
     max_iou_drop: float = 0.005  # old-data IoU may fall by at most this
     max_epe_rise_nm: float = 0.5  # old-data mean EPE may rise by at most this (nm)
     min_holdout_pairs: int = 1  # fewer held-out corrected pairs: refuse to promote
+    min_iou_gain: float = 0.005  # per-tool adaptations: held-out IoU must rise by more than this
+    min_win_probability: float = 0.9  # and P(mean gain > 0) by paired bootstrap at least this
     constant_output_range: float = 1e-3  # max−min of P(feature) below this = blank output
 
 
@@ -224,10 +226,10 @@ def run_gate(store: Store, candidate_version: int, anchor_test: str | Path, tile
     result = GateResult(candidate_version, production.version, decision, reason, checks,
                         figures["candidate"], figures["production"], n_holdout, broken,
                         round(time.perf_counter() - started, 3))
-    return _apply(store, result, log)
+    return apply_verdict(store, result, log)
 
 
-def _apply(store: Store, result: GateResult, log: Callable[[str], None]) -> GateResult:
+def apply_verdict(store: Store, result: GateResult, log: Callable[[str], None]) -> GateResult:
     """Record the verdict: promote (guarded by expected_production) or reject."""
     version = result.candidate_version
     metrics = {**result.candidate, "gate": result.to_dict()}

@@ -29,6 +29,7 @@ from loop.jobs import (
     FinetuneResult,
 )
 from loop.shutdown import Shutdown
+from loop.toolgate import adapted_tools, gate_tools
 from store import Job, JobStateError, Store, StoreError
 
 
@@ -138,9 +139,14 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
         candidate_version = gate_state["candidate_version"]
         reporter.check_cancel()
         config = FinetuneConfig.from_dict(FinetuneRequest.of(job).config)
-        gate = run_gate(store, candidate_version, Path(gate_state["anchor_test"]),
-                        gate_state["tile_size"], config.gate, device=config.device,
-                        log=reporter.log, check_cancel=reporter.check_cancel)
+        if adapted_tools(store.get_model(candidate_version)):
+            gate = gate_tools(store, candidate_version, gate_state["tile_size"], config.gate,
+                              device=config.device, log=reporter.log,
+                              check_cancel=reporter.check_cancel)
+        else:
+            gate = run_gate(store, candidate_version, Path(gate_state["anchor_test"]),
+                            gate_state["tile_size"], config.gate, device=config.device,
+                            log=reporter.log, check_cancel=reporter.check_cancel)
         return FinetuneResult(candidate_version, gate.decision, gate.reason, gate.to_dict(),
                               gate_state["summary"]).to_dict()
     except JobInterrupted as exc:

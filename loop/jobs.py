@@ -16,10 +16,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from store import Job
+from store import JOB_KINDS, Job
+from store.records import TRAINING_JOB_KINDS
 
+# The store owns the list of kinds (store.records.JOB_KINDS); these name the ones the loop runs.
 FINETUNE, BATCH_PREDICT = "finetune", "batch_predict"
-TRAINING_KINDS = ("train", FINETUNE)  # at most one queued/running/interrupted at a time
+if not {FINETUNE, BATCH_PREDICT} <= set(JOB_KINDS):
+    raise ImportError("loop.jobs names a job kind that store.records.JOB_KINDS does not know")
+TRAINING_KINDS = TRAINING_JOB_KINDS  # at most one queued/running/interrupted at a time
 WORKER_KINDS = (FINETUNE, BATCH_PREDICT)  # what the worker runs ("train"/"evaluate": CLI only)
 
 

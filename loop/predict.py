@@ -103,16 +103,17 @@ def confidence_summary(result: LayoutPrediction) -> dict:
             "mask_fraction": float(result.mask.mean()),
             "tool_calibration": result.calibration, "tool_expert": result.expert,
             "edge_flips": result.edge_flips, "flipped_fraction": result.flipped_fraction,
-            "edge_check_skipped": result.edge_check_skipped}
+            "edge_check_skipped": result.edge_check_skipped, "tool_routing": result.routing}
 
 
 def run_model(store: Store, image: np.ndarray, nm_per_px: float, version: int | None = None,
-              cache: PredictorCache = DEFAULT_CACHE) -> tuple[ModelVersion, LayoutPrediction]:
-    """Predict a layout for an SEM image without storing anything."""
+              cache: PredictorCache = DEFAULT_CACHE,
+              tool: str | None = None) -> tuple[ModelVersion, LayoutPrediction]:
+    """Predict a layout for an SEM image (of the tool tagged ``tool``) without storing anything."""
     model = resolve_version(store, version)
     predictor = cache.get(model)
     with cache.run_lock:
-        return model, predictor.predict(image, nm_per_px)
+        return model, predictor.predict(image, nm_per_px, tool)
 
 
 def predict_sample(store: Store, sample_id: int, version: int | None = None,
@@ -122,17 +123,17 @@ def predict_sample(store: Store, sample_id: int, version: int | None = None,
     ``uncertainty_now=False`` in a background thread that adds it afterwards."""
     sample = store.get_sample(sample_id)
     image = store.sample_image(sample_id)
-    model, result = run_model(store, image, sample.nm_per_px, version, cache)
+    model, result = run_model(store, image, sample.nm_per_px, version, cache, sample.tool)
     confidence = np.rint(np.clip(result.confidence, 0, 1) * 255).astype(np.uint8)
     summary = confidence_summary(result)
     if uncertainty_now:
         summary.update(uncertainty_summary(store, cache.get(model), cache.run_lock, image,
-                                           sample.nm_per_px, result))
+                                           sample.nm_per_px, result, sample.tool))
     prediction = store.add_prediction(sample_id, model.version, result.mask, summary, result.seconds,
                                       confidence)
     if not uncertainty_now:
         uncertainty_later(store, cache.get(model), cache.run_lock, image, sample.nm_per_px, result,
-                          prediction.id)
+                          prediction.id, sample.tool)
     return prediction
 
 
@@ -217,8 +218,9 @@ def ingest_image(store: Store, data: bytes | str | Path, nm_per_px: float | None
         raise IngestError(str(exc).replace("<bytes>", label)) from exc
     pixel_size, origin = _pixel_size(loaded.nm_per_px, nm_per_px, label)
     started = time.time()
-    sample = store.add_sample(to_uint8(loaded.pixels), pixel_size, source, tool=tool or None,
-                              name=label)
+    # The tool: as given (upload field, --tool), else what the TIFF names, else untagged.
+    sample = store.add_sample(to_uint8(loaded.pixels), pixel_size, source,
+                              tool=(tool or "").strip() or loaded.tool or None, name=label)
     already = sample.created < started  # the same pixels at the same nm/px were stored before
     production = store.production_model()
     reference = drift_reference(production)

@@ -18,12 +18,13 @@ from store import Store
 
 
 def uncertainty_summary(store: Store, predictor: Predictor, run_lock: threading.Lock,
-                        sem_image: np.ndarray, nm_per_px: float, result: LayoutPrediction) -> dict:
+                        sem_image: np.ndarray, nm_per_px: float, result: LayoutPrediction,
+                        tool: str | None = None) -> dict:
     """Summary fields of ``result``'s uncertainty (its map stored as a blob) for add_prediction."""
     started = time.perf_counter()
     # The TTA passes are forward passes like any other, one at a time — each under the lock on
     # its own, so a prediction the user is waiting for can run between them.
-    found = assess(_Locked(predictor, run_lock), sem_image, nm_per_px, base=result)
+    found = assess(_Locked(predictor, run_lock), sem_image, nm_per_px, base=result, tool=tool)
     pixel_map = np.rint(found.pixel_map * 255).astype(np.uint8)
     return {**found.summary(), "uncertainty_map_sha": store.put_blob(pixel_map),
             "uncertainty_seconds": time.perf_counter() - started}
@@ -45,14 +46,15 @@ class _Locked:
 
 
 def uncertainty_later(store: Store, predictor: Predictor, run_lock: threading.Lock, sem_image: np.ndarray,
-                      nm_per_px: float, result: LayoutPrediction, prediction_id: int) -> threading.Thread:
+                      nm_per_px: float, result: LayoutPrediction, prediction_id: int,
+                      tool: str | None = None) -> threading.Thread:
     """Measure a stored prediction's uncertainty in a background thread and add it to its summary:
     the engineer sees the prediction now (its TTA passes cost 3× the prediction) and the score a
     moment later. A failure leaves the prediction without a score, as before it was measured."""
     def run() -> None:
         try:
             store.add_prediction_summary(prediction_id, uncertainty_summary(
-                store, predictor, run_lock, sem_image, nm_per_px, result))
+                store, predictor, run_lock, sem_image, nm_per_px, result, tool))
         except Exception as exc:  # a daemon thread: report it, never raise into nothing
             print(f"uncertainty of prediction {prediction_id} not measured: {type(exc).__name__}: {exc}")
 

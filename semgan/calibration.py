@@ -30,15 +30,24 @@ from semgan.drift import grey_histogram, kl_divergence
 from semgan.errors import SemganError
 
 CALIBRATION_FILE = "calibration.json"
+UNKNOWN_TOOL = "unknown"  # the tool of samples nobody tagged
 CALIBRATION_VERSION = 1
 HISTOGRAM_BINS = 64
 # Interior pixels only: edges bloom on any tool and would blur the two levels together.
 INTERIOR_ERODE_PX = 2
 MIN_INTERIOR_PX = 50
+ROUTING_NEIGHBOURS = 5  # nearest example histograms that vote on an untagged image's tool
+MAX_EXAMPLES = 200  # example histograms kept per tool (and for the training tools)
 
 
 class CalibrationError(SemganError):
     """A calibration cannot be measured, read or applied."""
+
+
+def tool_key(tool: str | None) -> str:
+    """The key of a tool's adaptation: ``tool:NAME`` (``tool:unknown`` for untagged samples)."""
+    name = (tool or "").strip() or UNKNOWN_TOOL
+    return name if name.startswith("tool:") else f"tool:{name}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class ToolCalibration:
     pairs: int
     levels: Levels
     expert: str = ""  # file of this tool's own SEM→layout generator (semgan.experts); "" = shared
+    examples: tuple[tuple[float, ...], ...] = ()  # histograms of its corrected images (routing)
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """The image mapped onto the reference tools' grey levels, float32 in [0, 1]."""
@@ -70,7 +80,8 @@ class ToolCalibration:
         """JSON-ready dict."""
         return {"tool": self.tool, "gain": self.gain, "offset": self.offset, "pairs": self.pairs,
                 "levels": {"pattern": self.levels.pattern, "background": self.levels.background},
-                "histogram": list(self.histogram), "expert": self.expert}
+                "histogram": list(self.histogram), "expert": self.expert,
+                "examples": [list(e) for e in self.examples]}
 
 
 @dataclass(frozen=True)
@@ -80,18 +91,36 @@ class CalibrationSet:
     reference_histogram: tuple[float, ...]
     reference_levels: Levels
     tools: tuple[ToolCalibration, ...] = ()
+    reference_examples: tuple[tuple[float, ...], ...] = ()  # histograms of training-tool images
 
     def choose(self, pixels: np.ndarray) -> ToolCalibration | None:
-        """The calibration whose histogram is closest to the image's, None when the reference is."""
+        """The tool an untagged image most likely came from, None for the training tools.
+
+        With example histograms (the training tools' images and each tool's corrected ones) the
+        image goes to a tool only when most of its ``ROUTING_NEIGHBOURS`` nearest examples are
+        that tool's: a training-tool image close to one tool's mean histogram stays with the
+        shared generator. Without them (older files), the closest mean histogram decides.
+        """
         if not self.tools:
             return None
         histogram = grey_histogram(pixels, len(self.reference_histogram))
+        if self.reference_examples and all(tool.examples for tool in self.tools):
+            return self._nearest_examples(histogram)
         best, best_kl = None, kl_divergence(histogram, np.array(self.reference_histogram))
         for tool in self.tools:
             divergence = kl_divergence(histogram, np.array(tool.histogram))
             if divergence < best_kl:
                 best, best_kl = tool, divergence
         return best
+
+    def _nearest_examples(self, histogram: np.ndarray) -> ToolCalibration | None:
+        labelled = [(None, e) for e in self.reference_examples] + \
+            [(tool, e) for tool in self.tools for e in tool.examples]
+        distances = [kl_divergence(histogram, np.array(example)) for _, example in labelled]
+        nearest = [labelled[i][0] for i in np.argsort(distances)[:ROUTING_NEIGHBOURS]]
+        votes = {tool.tool: sum(t is tool for t in nearest) for tool in self.tools}
+        best = max(self.tools, key=lambda tool: votes[tool.tool])
+        return best if votes[best.tool] * 2 > len(nearest) else None
 
     def apply(self, pixels: np.ndarray) -> tuple[np.ndarray, str | None]:
         """(image ready for the generator, name of the tool calibration used or None)."""
@@ -100,17 +129,34 @@ class CalibrationSet:
             return np.asarray(pixels, dtype=np.float32), None
         return tool.apply(pixels), tool.tool
 
+    def get(self, tool: str) -> ToolCalibration | None:
+        """The adaptation of the tool tagged ``tool`` (a name or a ``tool:NAME`` key), or None."""
+        key = tool_key(tool)
+        return next((entry for entry in self.tools if entry.tool == key), None)
+
+    def route(self, pixels: np.ndarray, tool: str | None) -> tuple[ToolCalibration | None, str]:
+        """(the adaptation for this image, how it was found): ``tool`` given → by its tag
+        ("tag", or "none" when that tool has no adaptation: production's shared generator);
+        untagged (None) → the nearest grey-level histogram ("histogram", or "none")."""
+        if tool is not None:
+            entry = self.get(tool)
+            return entry, "tag" if entry is not None else "none"
+        entry = self.choose(pixels)
+        return entry, "histogram" if entry is not None else "none"
+
     def with_tool(self, calibration: ToolCalibration) -> CalibrationSet:
         """This set with ``calibration`` added (replacing an older one of the same tool)."""
         kept = tuple(t for t in self.tools if t.tool != calibration.tool)
-        return CalibrationSet(self.reference_histogram, self.reference_levels, (*kept, calibration))
+        return CalibrationSet(self.reference_histogram, self.reference_levels, (*kept, calibration),
+                              self.reference_examples)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         return {"version": CALIBRATION_VERSION, "reference_histogram": list(self.reference_histogram),
                 "reference_levels": {"pattern": self.reference_levels.pattern,
                                      "background": self.reference_levels.background},
-                "tools": [tool.to_dict() for tool in self.tools]}
+                "tools": [tool.to_dict() for tool in self.tools],
+                "reference_examples": [list(e) for e in self.reference_examples]}
 
     @classmethod
     def from_dict(cls, data: dict) -> CalibrationSet:
@@ -123,20 +169,24 @@ class CalibrationSet:
                 ToolCalibration(str(t["tool"]), float(t["gain"]), float(t["offset"]),
                                 tuple(float(v) for v in t["histogram"]), int(t["pairs"]),
                                 Levels(float(t["levels"]["pattern"]), float(t["levels"]["background"])),
-                                str(t.get("expert", "")))
+                                str(t.get("expert", "")),
+                                tuple(tuple(float(v) for v in e) for e in t.get("examples", ())))
                 for t in data["tools"])
+            examples = tuple(tuple(float(v) for v in e) for e in data.get("reference_examples", ()))
             levels = Levels(float(data["reference_levels"]["pattern"]),
                             float(data["reference_levels"]["background"]))
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationError(f"malformed calibration: {error!r}") from None
-        if len(reference) < 2 or any(len(t.histogram) != len(reference) for t in tools):
+        if len(reference) < 2 or any(len(h) != len(reference) for t in tools
+                                     for h in (t.histogram, *t.examples)) \
+                or any(len(e) != len(reference) for e in examples):
             raise CalibrationError("malformed calibration: histograms of different lengths")
         if any(not (math.isfinite(t.gain) and math.isfinite(t.offset)) for t in tools):
             raise CalibrationError("malformed calibration: gain or offset is not finite")
         if any(t.expert and (Path(t.expert).name != t.expert or not t.expert.endswith(".safetensors"))
                for t in tools):  # a bare file name inside the model folder, nothing else
             raise CalibrationError("malformed calibration: an expert must be a .safetensors file name")
-        return cls(reference, levels, tools)
+        return cls(reference, levels, tools, examples)
 
 
 def material_levels(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Levels:

@@ -80,6 +80,7 @@ class LoadedImage:
     bit_depth: int  # 8, 16, or 32 (float or 32-bit integer data)
     mode: str  # "grey", "rgb", "rgba" or "grey+alpha"
     source: str  # file name or "<bytes>"
+    tool: str | None = None  # the instrument the TIFF names (FEI System, Make/Model tags), if any
 
 
 def _sniff(data: bytes) -> str | None:
@@ -174,6 +175,20 @@ def _tiff_nm_per_px(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> float | 
     return _resolution_nm(pixels_per_unit, _TIFF_RESUNIT_NM[unit], dpi)
 
 
+def _tiff_tool(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> str | None:
+    """The SEM that wrote the file, where its metadata says: FEI/Thermo ``[System]`` type and
+    D-number, else the baseline Make and Model tags (271, 272)."""
+    system = (tif.fei_metadata or {}).get("System")
+    if isinstance(system, dict):
+        parts = [str(system.get(key)).strip() for key in ("SystemType", "Type", "Dnumber")
+                 if system.get(key) not in (None, "")]
+        if parts:
+            return " ".join(dict.fromkeys(parts))[:80]
+    parts = [str(page.tags[code].value).strip() for code in (271, 272)
+             if code in page.tags and str(page.tags[code].value).strip()]
+    return " ".join(parts)[:80] if parts else None
+
+
 def _refuse_stacks(tif: tifffile.TiffFile, name: str, limit: int = 10_000) -> None:
     """MultiPageTiffError unless the file holds one full image (thumbnails and masks aside)."""
     frames = 0
@@ -190,7 +205,7 @@ def _refuse_stacks(tif: tifffile.TiffFile, name: str, limit: int = 10_000) -> No
             "file: save the frame to review as its own TIFF or PNG (ImageJ: Image > Duplicate)")
 
 
-def _read_tiff(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, float | None]:
+def _read_tiff(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, float | None, str | None]:
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             _refuse_stacks(tif, name)
@@ -200,6 +215,7 @@ def _read_tiff(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, flo
             if ends and max(ends) > len(data):
                 raise TruncatedImageError(f"{name}: TIFF pixel data ends early; the file is truncated")
             nm_per_px = _tiff_nm_per_px(tif, page)
+            tool = _tiff_tool(tif, page)
             array = page.asarray()
             axes = page.axes
             if page.photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None:
@@ -212,7 +228,7 @@ def _read_tiff(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, flo
         raise TruncatedImageError(f"{name}: TIFF is truncated or damaged ({err})") from None
     if "S" in axes:  # samples (channels) last, whatever the planar configuration
         array = np.moveaxis(array, axes.index("S"), -1)
-    return array, nm_per_px
+    return array, nm_per_px, tool
 
 
 def _pillow_decode(data: bytes) -> Image.Image:
@@ -313,9 +329,9 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
     if kind is None:
         raise NotAnImageError(f"{name}: not a PNG, TIFF, JPEG or BMP image; export it in one of those")
     if kind == "tiff":
-        array, nm_per_px = _read_tiff(data, name, max_pixels)
+        array, nm_per_px, tool = _read_tiff(data, name, max_pixels)
     else:
-        array, nm_per_px = _read_pillow(data, kind, name, max_pixels)
+        (array, nm_per_px), tool = _read_pillow(data, kind, name, max_pixels), None
     if array.ndim < 2:
         raise UnsupportedImageError(f"{name}: pixel array of shape {array.shape} is not an image")
     if array.dtype.kind not in "biuf":  # complex, bytes, objects: no grey level to take
@@ -323,7 +339,8 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
     grey, mode = _to_grey(array, name)
     pixels, bit_depth = _scale(grey, array.dtype, name)
     pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32)
-    return LoadedImage(pixels=pixels, nm_per_px=nm_per_px, bit_depth=bit_depth, mode=mode, source=name)
+    return LoadedImage(pixels=pixels, nm_per_px=nm_per_px, bit_depth=bit_depth, mode=mode, source=name,
+                       tool=tool)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ class LayoutPrediction:
     edge_flips: int = 0  # regions the edge-support check flipped
     flipped_fraction: float = 0.0  # of the image's pixels
     edge_check_skipped: bool = False  # the image's edges were too weak against its noise to judge
+    routing: str = "none"  # how the tool adaptation was found: "tag", "histogram" or "none"
 
 
 def resolve_model(name: str | Path) -> Path:
@@ -144,13 +145,21 @@ class Predictor:
                    calibration=calibration,
                    experts=load_experts(folder, calibration, checkpoint.config))
 
-    def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None) -> LayoutPrediction:
-        """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's."""
+    def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None,
+                tool: str | None = None) -> LayoutPrediction:
+        """SEM image (H, W) → layout prediction at the same size; ``nm_per_px`` None = the model's.
+
+        ``tool`` names the SEM tool the image came from: its adaptation (grey-level map and own
+        generator) is used when the model has one, production's shared generator otherwise.
+        Untagged images (None) fall back to the nearest grey-level histogram.
+        """
         started = time.perf_counter()
         pixels = _to_unit_float(sem_image, "sem_image")
-        tool = None
-        if self.calibration is not None:  # a foreign tool's grey levels mapped onto the trained ones
-            pixels, tool = self.calibration.apply(pixels)
+        entry, routing = (self.calibration.route(pixels, tool) if self.calibration is not None
+                          else (None, "none"))
+        tool = entry.tool if entry is not None else None
+        if entry is not None:  # the tool's grey levels mapped onto the trained ones
+            pixels = entry.apply(pixels)
         standardization = self.config.data.sem_standardization()
         if standardization is not None:  # over the whole image, before tiling: tiles agree
             pixels = standardize_sem(pixels, *standardization)
@@ -173,7 +182,8 @@ class Predictor:
             confidence[flipped] = 0.0
         return LayoutPrediction(probability > 0.5, probability, confidence,
                                 time.perf_counter() - started, tool, expert is not None, flips,
-                                float(flipped.mean()) if flipped is not None else 0.0, skipped)
+                                float(flipped.mean()) if flipped is not None else 0.0, skipped,
+                                routing)
 
     def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
         """Layout mask (H, W) → simulated SEM image, uint8, same size."""

@@ -56,7 +56,8 @@ def undo_dihedral(image: np.ndarray, index: int) -> np.ndarray:
 
 
 def tta_probabilities(predictor: Predictor, sem_image: np.ndarray, nm_per_px: float | None,
-                      transforms: int = 4, base: LayoutPrediction | None = None) -> np.ndarray:
+                      transforms: int = 4, base: LayoutPrediction | None = None,
+                      tool: str | None = None) -> np.ndarray:
     """P(feature) under each transform, mapped back to the input frame: (T, H, W) float32."""
     if transforms not in TRANSFORM_SETS:
         raise UncertaintyError(f"transforms must be one of {tuple(TRANSFORM_SETS)}, got {transforms}")
@@ -65,7 +66,7 @@ def tta_probabilities(predictor: Predictor, sem_image: np.ndarray, nm_per_px: fl
         if index == 0 and base is not None:  # the identity is the prediction already made
             maps.append(base.probability)
             continue
-        result = predictor.predict(dihedral(np.asarray(sem_image), index), nm_per_px)
+        result = predictor.predict(dihedral(np.asarray(sem_image), index), nm_per_px, tool)
         maps.append(undo_dihedral(result.probability, index))
     return np.stack(maps).astype(np.float32)
 
@@ -199,11 +200,13 @@ def reference_of(predictor: Predictor) -> ReferenceProfile | None:
 
 
 def assess(predictor: Predictor, sem_image: np.ndarray, nm_per_px: float | None = None,
-           base: LayoutPrediction | None = None, model: UncertaintyModel | None = None) -> Uncertainty:
-    """Uncertainty of ``predictor``'s prediction of one SEM image (``base``: that prediction, if made)."""
+           base: LayoutPrediction | None = None, model: UncertaintyModel | None = None,
+           tool: str | None = None) -> Uncertainty:
+    """Uncertainty of ``predictor``'s prediction of one SEM image (``base``: that prediction, if
+    made; ``tool``: the image's tool tag, routed as the prediction was)."""
     model = model or load_model()
-    base = base if base is not None else predictor.predict(sem_image, nm_per_px)
-    probabilities = tta_probabilities(predictor, sem_image, nm_per_px, model.transforms, base)
+    base = base if base is not None else predictor.predict(sem_image, nm_per_px, tool)
+    probabilities = tta_probabilities(predictor, sem_image, nm_per_px, model.transforms, base, tool)
     scale = nm_per_px if nm_per_px is not None else predictor.nm_per_px
     features = image_features(probabilities, base, sem_image, reference_of(predictor), scale)
     return Uncertainty(model.score(features), model.reason(features), features,
@@ -229,10 +232,11 @@ class ImageReport:
 
 
 def image_report(name: str, predictor: Predictor, sem_image: np.ndarray, nm_per_px: float | None,
-                 base: LayoutPrediction, model: UncertaintyModel | None = None) -> ImageReport:
-    """The report line of one predicted image (``base``: its prediction)."""
+                 base: LayoutPrediction, model: UncertaintyModel | None = None,
+                 tool: str | None = None) -> ImageReport:
+    """The report line of one predicted image (``base``: its prediction, ``tool``: its tag)."""
     started = time.perf_counter()
-    result = assess(predictor, sem_image, nm_per_px, base, model)
+    result = assess(predictor, sem_image, nm_per_px, base, model, tool)
     return ImageReport(name, round(result.score, 4), round(result.features["drift"], 4),
                        round(base.seconds + time.perf_counter() - started, 3), result.reason)
 

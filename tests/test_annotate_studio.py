@@ -154,7 +154,11 @@ def test_a_prediction_says_what_the_edge_check_flipped() -> None:
 
 def test_a_foreign_tool_prediction_says_how_it_was_read() -> None:
     assert fmt.tool_note({"tool_calibration": None}) == ""
-    assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True}) == \
-        " · read as tool **sem-7**: grey levels calibrated, its own fine-tuned generator"
+    assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True,
+                          "tool_routing": "tag"}) == \
+        " · tool **sem-7**: its own adaptation, its own fine-tuned generator"
     assert fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": False}).endswith(
         "the shared generator")
+    fallback = fmt.tool_note({"tool_calibration": "tool:sem-7", "tool_expert": True,
+                              "tool_routing": "histogram"})
+    assert fallback.startswith(" · untagged image, read as tool **sem-7** by its grey-level")

@@ -76,6 +76,7 @@ def test_predict_sample_stores_mask_confidence_map_and_summary(store: Store) -> 
                                                   "mask_fraction", "tool_calibration",
                                                   "tool_expert", "edge_flips",
                                                   "flipped_fraction", "edge_check_skipped",
+                                                  "tool_routing",
                                                   "uncertainty", "uncertainty_reason",
                                                   "uncertainty_features", "uncertainty_map_sha",
                                                   "uncertainty_seconds"}

@@ -24,8 +24,14 @@ TINY = PRESETS["tiny"]
 SIZE = 64
 NM_PER_PX = 4.0
 # Seconds, not minutes: 2 crops of 32 px per step, a handful of steps, anchors of 4 + 3 pairs.
-TINY_FINETUNE = FinetuneConfig(epochs=2, crop_size=32, batch_size=2, max_steps=6, tile_size=SIZE,
-                               anchor_train=4, anchor_test=3, cpu_threads=1, device="cpu")
+# The "shared" strategy (fit + blend) is what most loop tests exercise; TINY_TOOLS is the default
+# strategy (an adaptation per tool) at the same scale.
+TINY_FINETUNE = FinetuneConfig(strategy="shared", epochs=2, crop_size=32, batch_size=2,
+                               max_steps=6, tile_size=SIZE, anchor_train=4, anchor_test=3,
+                               cpu_threads=1, device="cpu")
+TINY_TOOLS = FinetuneConfig(strategy="tools", expert_crop=32, expert_max_steps=6, batch_size=2, crop_size=32,
+                            min_tool_pairs=1, tile_size=SIZE, anchor_train=4, anchor_test=3,
+                            cpu_threads=1, device="cpu")
 
 
 def sha256_of(path: Path) -> str:

@@ -42,7 +42,8 @@ class _StubPredictor:
     def __init__(self, lopsided: bool) -> None:
         self.lopsided, self.card, self.nm_per_px = lopsided, {}, 4.0
 
-    def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None) -> LayoutPrediction:
+    def predict(self, sem_image: np.ndarray, nm_per_px: float | None = None,
+                tool: str | None = None) -> LayoutPrediction:
         probability = (np.asarray(sem_image, np.float32) / 255 > 0.3).astype(np.float32)
         if self.lopsided:  # always marks the left quarter as pattern, whatever the image shows
             probability[:, : probability.shape[1] // 4] = 1.0

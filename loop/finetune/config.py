@@ -15,6 +15,7 @@ from store import Job, Store
 
 CONFIG_SETTING = "loop.finetune_config"  # overrides of FinetuneConfig fields (UI / CLI / tests)
 TRIGGERS = ("manual", "auto")
+STRATEGIES = ("tools", "shared")
 DEFAULT_IMAGE_SIZE = 256
 
 
@@ -84,6 +85,11 @@ class FinetuneConfig:
     (400 steps: 0.786 / 0.945 against 0.783 / 0.946).
     """
 
+    strategy: str = "tools"  # "tools": an adaptation per corrected tool; "shared": fit + blend
+    expert_lr: float = 2e-4  # Adam LR of a tool expert (loop.finetune.expert)
+    expert_crop: int = 256
+    expert_max_steps: int = 400
+    min_tool_pairs: int = 2  # corrected train pairs a tool needs before it gets an expert
     epochs: int = 30  # passes over the corrected pairs
     new_fraction: float = 0.75  # share of each epoch that is corrected pairs (rest: anchor)
     lr_scale: float = 0.1  # seed §9: LR ÷ 10
@@ -104,7 +110,12 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if problem := wrong_type(self):
             raise FinetuneError(f"fine-tune config: {problem}")
-        checks = [(self.epochs >= 1, "epochs must be ≥ 1"),
+        checks = [(self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
+                  (0.0 < self.expert_lr <= 0.01, "expert_lr must be in (0, 0.01]"),
+                  (self.expert_crop >= 32, "expert_crop must be ≥ 32"),
+                  (self.expert_max_steps >= 1, "expert_max_steps must be ≥ 1"),
+                  (self.min_tool_pairs >= 1, "min_tool_pairs must be ≥ 1"),
+                  (self.epochs >= 1, "epochs must be ≥ 1"),
                   (0.0 < self.new_fraction < 1.0, "new_fraction must be in (0, 1)"),
                   (0.0 < self.lr_scale <= 1.0, "lr_scale must be in (0, 1]"),
                   (0.0 < self.blend <= 1.0, "blend must be in (0, 1]"),

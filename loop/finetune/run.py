@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +23,14 @@ from loop.finetune.config import (
     JobInterrupted,
 )
 from loop.finetune.progress import JobProgress, LossMonitor, Reporter
+from loop.finetune.register import (
+    FinetuneOutcome,
+    drift_reference,
+    keep_for_resume,
+    register_candidate,
+    take_resume,
+)
+from loop.finetune.tools import STRATEGY, run_tool_finetune
 from loop.jobs import FinetunePlan, FinetuneRequest
 from loop.pairs import export_split
 from semgan.calibration import save_calibration
@@ -36,12 +42,10 @@ from semgan.checkpoint import (
     save_checkpoint,
 )
 from semgan.data import ConcatPairedDataset, PairedDataset
-from semgan.drift import build_reference
-from semgan.imageio import load_image
 from semgan.model import build_models
 from semgan.train.loop import fit
 from semgan.train.step import build_optimizers
-from store import ModelVersion, Store
+from store import Store
 
 
 def cpu_threads(requested: int) -> int:
@@ -85,16 +89,6 @@ def mix_repeats(n_new: int, n_old: int, new_fraction: float) -> tuple[int, int]:
     return 1, max(1, round((1 - new_fraction) * n_new / (new_fraction * n_old)))
 
 
-@dataclass(frozen=True)
-class FinetuneOutcome:
-    """A registered candidate and what the gate needs next."""
-
-    candidate: ModelVersion
-    summary: dict
-    anchor_test: Path
-    tile_size: int
-
-
 def run_finetune(store: Store, params: dict, reporter: Reporter,
                  job_id: int | None = None) -> FinetuneOutcome:
     """Fine-tune production per ``params["config"]`` and register the candidate (no gate)."""
@@ -121,6 +115,9 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
                  + (f", generated {', '.join(anchors.created)}" if anchors.created else ""))
     if not resumed:
         shutil.rmtree(work, ignore_errors=True)
+    if config.strategy == STRATEGY:
+        return run_tool_finetune(store, request, config, production, anchors, work, resumed,
+                                 reporter, started, cutoff, nm_per_px, tile, job_id)
     try:
         exported = export_split(store, work / "corrected_train", "train", nm_per_px, tile, cutoff)
         for line in exported.skipped:
@@ -202,64 +199,11 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
             "device": json.loads((work / "candidate" / "card.json").read_text()).get("device"),
             "cpu_threads": threads, "warnings": progress.warnings, "final_losses": result.losses,
             "config": config.to_dict(), "max_pair_id": cutoff}
-        reference = build_reference(
-            [load_image(folder / item["sem"]).pixels for folder in (anchors.train, exported.path)
-             for item in json.loads((folder / "manifest.json").read_text())["items"]], nm_per_px)
-        candidate = _register(store, work / "candidate", train_config.to_dict(), summary,
-                              reference.to_dict(), production, cutoff, nm_per_px, job_id)
+        candidate = register_candidate(store, work / "candidate", train_config.to_dict(), summary,
+                                       drift_reference((anchors.train, exported.path), nm_per_px),
+                                       production, cutoff, nm_per_px, job_id)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     reporter.log(f"registered candidate v{candidate.version} (parent v{production.version}) "
                  f"after {summary['steps']} steps in {summary['train_seconds']:.0f} s")
     return FinetuneOutcome(candidate, summary, anchors.test, tile)
-
-
-def _register(store: Store, trained: Path, config: dict, summary: dict, reference: dict,
-              production: ModelVersion, cutoff: int, nm_per_px: float,
-              job_id: int | None) -> ModelVersion:
-    """Move the trained folder to models/vN, complete its card, register it as a candidate."""
-    version = max((m.version for m in store.list_models()), default=0) + 1
-    target = store.models_dir / f"v{version}"
-    if target.exists():  # a leftover, or another registration took the number
-        target = store.models_dir / f"v{version}-job{job_id or os.getpid()}"
-    trained.rename(target)
-    card = json.loads((target / "card.json").read_text())
-    card.update(nm_per_px=nm_per_px, drift_reference=reference, fine_tune=summary,
-                fine_tuned_from=f"model v{production.version}", init_note=summary["init"])
-    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    weights_sha = hashlib.sha256((target / "weights.safetensors").read_bytes()).hexdigest()
-    return store.register_model(target, weights_sha, config, card, production.version, summary,
-                                {}, status="candidate", data_cutoff_pair_id=cutoff)
-
-
-def resume_dir(store: Store, job_id: int | None) -> Path:
-    """Where an interrupted fine-tune keeps its work folder (checkpoint included)."""
-    return store.models_dir / f".finetune-job{job_id or os.getpid()}.resume"
-
-
-def keep_for_resume(store: Store, job_id: int | None, work: Path, state: dict) -> None:
-    """Move the work folder aside with ``resume.json`` so the job's next run picks it up."""
-    (work / "resume.json").write_text(json.dumps(state))
-    target = resume_dir(store, job_id)
-    shutil.rmtree(target, ignore_errors=True)
-    work.rename(target)
-
-
-def take_resume(store: Store, job_id: int | None, production_version: int, work: Path,
-                reporter: Reporter) -> dict | None:
-    """The saved state of an interrupted run moved back to ``work``, or None (start afresh)."""
-    saved = resume_dir(store, job_id)
-    try:
-        state = json.loads((saved / "resume.json").read_text())
-    except (OSError, ValueError):
-        shutil.rmtree(saved, ignore_errors=True)
-        return None
-    if state.get("production_version") != production_version:
-        reporter.log(f"production changed since the interruption (v{state.get('production_version')}"
-                     f" → v{production_version}): starting over")
-        shutil.rmtree(saved, ignore_errors=True)
-        return None
-    shutil.rmtree(work, ignore_errors=True)
-    saved.rename(work)
-    reporter.log(f"resuming from the checkpoint saved at step {state['step']}")
-    return state

@@ -43,6 +43,10 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
                              "native bf16, else fp32")
     parser.add_argument("--tile-size", type=int, default=256,
                         help="nominal tile size in model pixels (tiles up to 9/4 of it where that saves work)")
+    parser.add_argument("--tool", default=None,
+                        help="the SEM tool the images came from: its adaptation is used (a TIFF "
+                             "naming its instrument is tagged with that); without it the nearest "
+                             "grey-level histogram decides")
     parser.add_argument("--overlap", type=int, default=32, help="minimum tile overlap in model pixels")
 
 
@@ -98,14 +102,19 @@ def run(args: argparse.Namespace) -> int:
         target = args.out / f"{stem}.png"
         checked = ""
         if args.direction == "sem2layout":
-            prediction = predictor.predict(loaded.pixels, nm_per_px)
+            tool = args.tool or loaded.tool
+            prediction = predictor.predict(loaded.pixels, nm_per_px, tool)
             save_png(target, prediction.mask)
             if args.confidence:
                 save_png(args.out / f"{stem}_confidence.png",
                          np.round(prediction.confidence * 255).astype(np.uint8))
             seconds = prediction.seconds
             if args.report:
-                reports.append(image_report(path.name, predictor, loaded.pixels, nm_per_px, prediction))
+                reports.append(image_report(path.name, predictor, loaded.pixels, nm_per_px, prediction,
+                                            tool=tool))
+            if prediction.routing != "none":
+                how = "its tag" if prediction.routing == "tag" else "grey-level histogram (untagged)"
+                checked += f", {prediction.calibration} adaptation by {how}"
             if prediction.edge_flips:
                 checked = (f", edge check flipped {prediction.edge_flips} region(s), "
                            f"{100 * prediction.flipped_fraction:.1f} % of pixels")
