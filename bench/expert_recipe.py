@@ -92,12 +92,20 @@ def run_tool(name: str, tool: ForeignTool, args: argparse.Namespace, model_dir: 
     generator = checkpoint.models.sem_to_layout
     row["zero_shot_iou"] = holdout_iou(generator, test, "tanh", 32, device)
     row["zero_shot_calibrated_iou"] = holdout_iou(generator, cal["test"], "tanh", 32, device)
+    budget = args.budget
     recipes = {
-        "crop256_lr2e-4_cal": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=args.budget), True),
-        "crop128_lr2e-4_cal": (ExpertRecipe(crop=128, batch=8, lr=2e-4, time_budget_s=args.budget), True),
-        "crop256_lr5e-4_cal": (ExpertRecipe(crop=256, lr=5e-4, time_budget_s=args.budget), True),
-        "crop256_lr2e-4_raw": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=args.budget), False),
+        "crop256_lr2e-4_cal": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=budget), True),
+        "crop128_lr2e-4_cal": (ExpertRecipe(crop=128, batch=8, lr=2e-4, time_budget_s=budget), True),
+        "crop256_lr5e-4_cal": (ExpertRecipe(crop=256, lr=5e-4, time_budget_s=budget), True),
+        "crop256_lr2e-4_raw": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=budget), False),
+        "no_dropout": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=budget, dropout=False), True),
+        "no_dropout_bce": (ExpertRecipe(crop=256, lr=2e-4, time_budget_s=budget, dropout=False,
+                                        loss="bce"), True),
+        "no_dropout_bce_lr5e-4": (ExpertRecipe(crop=256, lr=5e-4, time_budget_s=budget,
+                                               dropout=False, loss="bce"), True),
     }
+    chosen = args.recipes.split(",") if args.recipes else list(recipes)
+    recipes = {k: recipes[k] for k in chosen}
     row["recipes"] = {}
     wall = None
     for label, (recipe, use_cal) in recipes.items():
@@ -130,6 +138,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=150.0)
     parser.add_argument("--tools", default=",".join(DEV_TOOLS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recipes", default="", help="comma-separated recipe names (all)")
+    parser.add_argument("--name", default="expert_recipe", help="results file name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model_dir = resolve_model(args.model)
@@ -140,7 +150,7 @@ def main() -> None:
            "wall_seconds": round(time.perf_counter() - started, 1),
            "machine": {"cpu_threads": args.threads, "platform": platform.platform()}}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "expert_recipe.json").write_text(json.dumps(out, indent=1) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 

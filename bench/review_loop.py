@@ -263,6 +263,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                        for k in ("original_tagged", "original_untagged"))
             table.append({"tool": row["tool"], "n": step["n"], "zero_shot_iou": base["tool"]["iou"],
                           "iou": fine, "epe_mean_nm": step["production"]["tool"]["epe_mean_nm"],
+                          "candidate_iou": (step.get("candidate") or {}).get("tool", {}).get("iou"),
                           "peer_iou": peer, "margin": round(fine - peer, 4),
                           "original_iou_drop": round(drop, 4),
                           "job_seconds": step["job"]["wall_seconds"],
@@ -321,14 +322,20 @@ def finite(value: object) -> object:
     return value
 
 
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def markdown_table(table: list[dict]) -> str:
     """The per-tool table as Markdown (docs/review_loop.md and the README take it as is)."""
-    lines = ["| tool | N | zero-shot IoU | fine-tuned IoU | mean EPE (nm) | peer IoU | margin | "
-             "training tools' IoU drop | job (s) | gate |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| tool | N | zero-shot IoU | production IoU after the job | mean EPE (nm) | candidate "
+             "IoU | peer IoU | margin | training tools' IoU drop | job (s) | gate |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         epe = r["epe_mean_nm"]
         lines.append(f"| {r['tool']} | {r['n']} | {r['zero_shot_iou']:.3f} | {r['iou']:.3f} | "
                      f"{'∞' if epe is None or not math.isfinite(epe) else f'{epe:.1f}'} | "
+                     f"{_cell(r.get('candidate_iou'))} | "
                      f"{r['peer_iou']:.3f} | {r['margin']:+.3f} | {r['original_iou_drop']:.4f} | "
                      f"{r['job_seconds']:.0f} | {r['decision']} |")
     return "\n".join(lines) + "\n"
@@ -346,6 +353,25 @@ def write_results(rows: list[dict], out: Path, name: str, extra: dict) -> dict:
     return result
 
 
+def score_candidates(part: Path, root: Path, test_count: int) -> None:
+    """Add every job's candidate's score on its tool's test images to a part's JSON (also the
+    rejected ones: what the gate turned down), from the workspaces the run kept under ``root``."""
+    result = json.loads(part.read_text())
+    for row in result["rows"]:
+        _, test, nm = tool_data(row["tool"], 1, test_count, root / "data")
+        with Store.open(root / f"ws_{row['tool']}") as store:
+            for step in row["steps"]:
+                version = step["job"].get("candidate_version")
+                if version is None:
+                    continue
+                predictor = Predictor.from_dir(store.workspace / store.get_model(version).path)
+                step["candidate"] = {"version": version,
+                                     "tool": score(predictor, test, nm, f"bench:{row['tool']}")}
+                print(row["tool"], step["n"], step["job"]["decision"], step["candidate"]["tool"]["iou"],
+                      flush=True)
+    part.write_text(json.dumps(finite(result), indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or merge parts); print and write the JSON and the PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -361,9 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="review_loop", help="JSON/PNG file name")
     parser.add_argument("--merge", help="comma-separated names of parts to merge into --name")
     parser.add_argument("--job-timeout", type=float, default=1800.0)
+    parser.add_argument("--score-candidates", action="store_true",
+                        help="score the candidates of the part --name kept in --workspace")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.score_candidates:
+        score_candidates(out / f"{args.name}.json", Path(args.workspace), args.test_count)
+        return 0
     if args.merge:
         parts = [json.loads((out / f"{p}.json").read_text()) for p in args.merge.split(",")]
         rows = [row for part in parts for row in part["rows"]]

@@ -1,14 +1,18 @@
-"""Fine-tuning as a job: the frozen recipe, the old+new data mix, and the run that makes a candidate.
+"""Fine-tuning as a job: the frozen recipe and the run that makes a candidate.
 
-The recipe (seed §9): start from production (weights and Adam moments), LR ÷ 10, mix the old
-training pairs (the anchor set, see loop.anchor) with the corrected ``train``-split pairs, new
-pairs oversampled, ~20 epochs, then the promotion gate (loop.gate) decides. Progress, losses,
-ETA, warnings and the heartbeat go to the job row through a ``Reporter``; the same ``fit`` loop
-as ``python -m semgan train`` does the training (CUDA + mixed precision when present).
+Two strategies (``FinetuneConfig.strategy``). ``tools`` (the default): every tool with corrected
+pairs gets its own grey-level map and SEM→layout expert, trained on that tool's pairs and
+stopped at its best on its held-out pairs; production's shared generator is kept bit for bit and
+the per-tool gate (loop.toolgate) judges each tool. ``shared`` (seed §9): the whole GAN is
+fine-tuned from production at LR ÷ 10 on corrected + anchor pairs and blended back, judged by
+loop.gate. Progress and the heartbeat go to the job row through a ``Reporter``.
 
-    config.py    FinetuneConfig (the recipe and its CPU budget), request_finetune
+    config.py    FinetuneConfig (both recipes and the CPU budget), request_finetune
+    tools.py     the per-tool strategy: group pairs by tool, train experts, compose the candidate
+    expert.py    the supervised expert trainer (also trains the benches' from-scratch peer)
+    run.py       run_finetune: the shared strategy (fit + blend), and the dispatch
+    register.py  registering the candidate as vN; the folder an interrupted run resumes from
     progress.py  Reporter, LossMonitor (D-loss spikes, G-loss collapse), JobProgress callback
-    run.py       run_finetune: anchors + exported pairs → fit → candidate registered as vN
 """
 
 from loop.finetune.config import (

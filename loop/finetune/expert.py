@@ -43,6 +43,8 @@ class ExpertRecipe:
     row_drift: float = 0.0  # amplitude of the row-drift augmentation (the model's config)
     precision: str = "auto"
     seed: int = 0
+    dropout: bool = True  # keep the generator's decoder dropout active while training
+    loss: str = "l1"  # "l1": L1 on the tanh output; "bce": BCE on P(feature) (both + Dice)
 
 
 @dataclass
@@ -100,10 +102,14 @@ def probability(output: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def segmentation_loss(output: torch.Tensor, target: torch.Tensor, kind: str,
-                      dice_weight: float) -> torch.Tensor:
-    """L1 on ±1 targets (tanh) or BCE (logits), plus ``dice_weight`` × soft Dice; fp32."""
+                      dice_weight: float, loss: str = "l1") -> torch.Tensor:
+    """L1 on ±1 targets or BCE on P(feature) (tanh), BCE on logits, plus ``dice_weight`` × soft
+    Dice; computed in fp32."""
     output = output.float()
-    if kind == "tanh":
+    if kind == "tanh" and loss == "bce":
+        p = probability(output, kind).clamp(1e-4, 1 - 1e-4)
+        base = F.binary_cross_entropy(p, target)
+    elif kind == "tanh":
         base = F.l1_loss(output, target * 2 - 1)
     else:
         base = F.binary_cross_entropy_with_logits(output, target)
@@ -131,6 +137,15 @@ def holdout_iou(model: nn.Module, pairs: Sequence[Pair], kind: str, multiple: in
     return float(np.mean(scores))
 
 
+def train_mode(model: nn.Module, dropout: bool) -> None:
+    """Training mode, with the dropout layers off when ``dropout`` is False."""
+    model.train()
+    if not dropout:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout | nn.Dropout2d):
+                module.eval()
+
+
 def train_expert(model: nn.Module, train_pairs: Sequence[Pair], holdout_pairs: Sequence[Pair],
                  recipe: ExpertRecipe, *, kind: str = "tanh", multiple: int = 32,
                  device: torch.device | None = None,
@@ -143,7 +158,8 @@ def train_expert(model: nn.Module, train_pairs: Sequence[Pair], holdout_pairs: S
         raise ValueError("an expert needs at least one corrected training pair")
     started = time.perf_counter()
     device = device or next(model.parameters()).device
-    model.to(device).train().to(memory_format=torch.channels_last)
+    model.to(device).to(memory_format=torch.channels_last)
+    train_mode(model, recipe.dropout)
     amp = make_precision(device, True, recipe.precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     rng = np.random.default_rng(recipe.seed)
@@ -152,7 +168,9 @@ def train_expert(model: nn.Module, train_pairs: Sequence[Pair], holdout_pairs: S
     def score() -> float | None:
         if not holdout_pairs:
             return None
-        return holdout_iou(model, holdout_pairs, kind, multiple, device, recipe.precision)
+        found = holdout_iou(model, holdout_pairs, kind, multiple, device, recipe.precision)
+        train_mode(model, recipe.dropout)
+        return found
 
     start = score()
     best, best_step, stale = start, 0, 0
@@ -172,7 +190,7 @@ def train_expert(model: nn.Module, train_pairs: Sequence[Pair], holdout_pairs: S
         optimizer.zero_grad(set_to_none=True)
         with amp.autocast():
             output = model(sem)
-        loss = segmentation_loss(output, mask, kind, recipe.dice_weight)
+        loss = segmentation_loss(output, mask, kind, recipe.dice_weight, recipe.loss)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the expert's loss became {loss.item()} at step {step + 1}")
         amp.backward(loss)
