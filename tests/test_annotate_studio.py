@@ -18,7 +18,7 @@ from loop.batch import ingest_files
 from loop.triggers import set_trigger_settings
 from semgan.imageio import save_png
 from store import Store, StoreError
-from tests.test_loop_support import register_dummy_production
+from tests.support import register_dummy_production
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from loop.worker import run_worker
 from semgan.calibration import (
     CALIBRATION_FILE,
     CalibrationError,
-    CalibrationSet,
     fit_tool,
     load_calibration,
     material_levels,
@@ -28,43 +27,30 @@ from semgan.config import PRESETS
 from semgan.data import PairedDataset
 from semgan.infer import Predictor
 from store import Store
-from tests.test_infer import _lively_model
-from tests.test_loop_support import add_pairs, install_production, record_dataset_argument
-from tests.test_train import write_synth_folder
+from tests.support import (
+    add_pairs,
+    calibration_pair,
+    calibration_reference,
+    install_production,
+    inverted_tool,
+    lively_model,
+    record_dataset_argument,
+    write_synth_folder,
+)
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]
 
 
-def _pair(seed: int, pattern: float, background: float, size: int = 96,
-          noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """Rectangles at grey level ``pattern`` on ``background``, with a little noise."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((size, size), bool)
-    for _ in range(5):
-        y, x = rng.integers(0, size - 30, size=2)
-        mask[y:y + rng.integers(12, 30), x:x + rng.integers(12, 30)] = True
-    image = np.where(mask, pattern, background) + rng.normal(0, noise, mask.shape)
-    return np.clip(image, 0, 1).astype(np.float32), mask
-
-
-def _reference() -> CalibrationSet:
-    return reference_set([_pair(k, 0.6, 0.2) for k in range(6)])
-
-
-def _inverted_tool() -> list[tuple[np.ndarray, np.ndarray]]:
-    return [_pair(100 + k, 0.1, 0.3) for k in range(6)]  # dark, inverted, a third of the contrast
-
-
 def test_levels_are_measured_on_pattern_and_background_interiors() -> None:
-    levels = material_levels([_pair(k, 0.7, 0.25) for k in range(3)])
+    levels = material_levels([calibration_pair(k, 0.7, 0.25) for k in range(3)])
     assert levels.pattern == pytest.approx(0.7, abs=0.01) and levels.background == pytest.approx(0.25, abs=0.01)
 
 
 def test_an_inverted_tool_gets_a_negative_gain_that_restores_the_reference_levels() -> None:
-    calibration = fit_tool("sim:inverted", _inverted_tool(), _reference())
+    calibration = fit_tool("sim:inverted", inverted_tool(), calibration_reference())
     assert calibration.gain == pytest.approx(-2.0, rel=0.05)
-    image, mask = _pair(7, 0.1, 0.3, noise=0.0)
+    image, mask = calibration_pair(7, 0.1, 0.3, noise=0.0)
     mapped = calibration.apply(image)
     assert mapped[mask].mean() == pytest.approx(0.6, abs=0.02)
     assert mapped[~mask].mean() == pytest.approx(0.2, abs=0.02)
@@ -72,7 +58,7 @@ def test_an_inverted_tool_gets_a_negative_gain_that_restores_the_reference_level
 
 def test_a_tool_without_material_contrast_is_refused() -> None:
     with pytest.raises(CalibrationError, match="no usable material contrast"):
-        fit_tool("sim:flat", [_pair(k, 0.3, 0.3) for k in range(5)], _reference())
+        fit_tool("sim:flat", [calibration_pair(k, 0.3, 0.3) for k in range(5)], calibration_reference())
 
 
 def test_pairs_without_background_are_refused() -> None:
@@ -82,22 +68,24 @@ def test_pairs_without_background_are_refused() -> None:
 
 
 def test_each_image_gets_the_calibration_of_the_closest_histogram() -> None:
-    calibrations = _reference().with_tool(fit_tool("sim:inverted", _inverted_tool(), _reference()))
-    assert calibrations.choose(_pair(50, 0.1, 0.3)[0]).tool == "sim:inverted"
-    assert calibrations.choose(_pair(51, 0.6, 0.2)[0]) is None
-    image = _pair(52, 0.6, 0.2)[0]
+    calibrations = calibration_reference().with_tool(
+        fit_tool("sim:inverted", inverted_tool(), calibration_reference()))
+    assert calibrations.choose(calibration_pair(50, 0.1, 0.3)[0]).tool == "sim:inverted"
+    assert calibrations.choose(calibration_pair(51, 0.6, 0.2)[0]) is None
+    image = calibration_pair(52, 0.6, 0.2)[0]
     assert calibrations.apply(image)[1] is None and np.array_equal(calibrations.apply(image)[0], image)
 
 
 def test_refitting_a_tool_replaces_its_calibration() -> None:
-    reference = _reference()
-    first = reference.with_tool(fit_tool("sim:inverted", _inverted_tool(), reference))
-    second = first.with_tool(fit_tool("sim:inverted", _inverted_tool()[:3], reference))
+    reference = calibration_reference()
+    first = reference.with_tool(fit_tool("sim:inverted", inverted_tool(), reference))
+    second = first.with_tool(fit_tool("sim:inverted", inverted_tool()[:3], reference))
     assert [t.pairs for t in second.tools] == [3]
 
 
 def test_the_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -> None:
-    calibrations = _reference().with_tool(fit_tool("sim:inverted", _inverted_tool(), _reference()))
+    calibrations = calibration_reference().with_tool(
+        fit_tool("sim:inverted", inverted_tool(), calibration_reference()))
     save_calibration(calibrations, tmp_path)
     assert load_calibration(tmp_path) == calibrations
     assert load_calibration(tmp_path / "nowhere") is None
@@ -112,9 +100,10 @@ def test_the_file_round_trips_and_a_broken_one_is_named(tmp_path: Path) -> None:
 
 
 def test_predictor_maps_a_calibrated_tool_back_to_the_reference_prediction(tmp_path: Path) -> None:
-    reference_image, _ = _pair(60, 0.6, 0.2, size=128, noise=0.0)
-    models = _lively_model(reference_image)
-    calibrations = _reference().with_tool(fit_tool("sim:inverted", _inverted_tool(), _reference()))
+    reference_image, _ = calibration_pair(60, 0.6, 0.2, size=128, noise=0.0)
+    models = lively_model(reference_image)
+    calibrations = calibration_reference().with_tool(
+        fit_tool("sim:inverted", inverted_tool(), calibration_reference()))
     save_checkpoint(tmp_path / "model", models, None, TINY, {"nm_per_px": 4.0}, None)
     save_calibration(calibrations, tmp_path / "model")
     predictor = Predictor.from_dir(tmp_path / "model", device="cpu")
@@ -127,11 +116,11 @@ def test_predictor_maps_a_calibrated_tool_back_to_the_reference_prediction(tmp_p
 
 
 def test_export_carries_the_calibration(tmp_path: Path) -> None:
-    models = _lively_model(_pair(61, 0.6, 0.2, size=128)[0])
+    models = lively_model(calibration_pair(61, 0.6, 0.2, size=128)[0])
     save_checkpoint(tmp_path / "full", models, None, TINY, {"nm_per_px": 4.0}, None)
-    save_calibration(_reference(), tmp_path / "full")
+    save_calibration(calibration_reference(), tmp_path / "full")
     export_inference(tmp_path / "full", tmp_path / "export")
-    assert load_calibration(tmp_path / "export") == _reference()
+    assert load_calibration(tmp_path / "export") == calibration_reference()
 
 
 def test_training_crops_use_the_same_per_image_rule(tmp_path: Path) -> None:
@@ -160,11 +149,11 @@ def _folder_of(pairs: list[tuple[np.ndarray, np.ndarray]], folder: Path, tool: s
 
 
 def test_fine_tune_calibrates_foreign_tools_only(tmp_path: Path) -> None:
-    anchors = _folder_of([_pair(k, 0.6, 0.2) for k in range(6)], tmp_path / "anchors", "clean")
+    anchors = _folder_of([calibration_pair(k, 0.6, 0.2) for k in range(6)], tmp_path / "anchors", "clean")
     corrected = tmp_path / "corrected"
-    pairs = ([(s, m, "tool:inverted") for s, m in _inverted_tool()]
-             + [(*_pair(200 + k, 0.58, 0.22), "tool:twin") for k in range(6)]
-             + [(*_pair(300 + k, 0.9, 0.5), "tool:rare") for k in range(2)])
+    pairs = ([(s, m, "tool:inverted") for s, m in inverted_tool()]
+             + [(*calibration_pair(200 + k, 0.58, 0.22), "tool:twin") for k in range(6)]
+             + [(*calibration_pair(300 + k, 0.9, 0.5), "tool:rare") for k in range(2)])
     _folder_of([(s, m) for s, m, _ in pairs], corrected, "")
     manifest = json.loads((corrected / "manifest.json").read_text())
     for item, (_, _, tool) in zip(manifest["items"], pairs, strict=True):

@@ -21,7 +21,7 @@ from semgan.config import PRESETS
 from semgan.device import make_precision
 from semgan.model import build_models
 from semgan.train.step import Networks, build_optimizers, train_step
-from tests.test_train import fixed_batch
+from tests.support import fixed_batch
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from semgan.__main__ import main
-from tests.test_train import write_synth_folder
+from tests.support import write_synth_folder
 
 torch.set_num_threads(1)
 

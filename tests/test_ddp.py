@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from semgan.data import PairedDataset
 from semgan.train.callbacks import Callback
 from semgan.train.loop import fit
-from tests.test_train import tiny_config, write_synth_folder
+from tests.support import tiny_config, write_synth_folder
 
 
 class RecordWeights(Callback):

@@ -13,7 +13,7 @@ from annotate.studio import Studio
 from semgan.design.simulated import make_case, procedural_layout
 from semgan.polygons import write_gds
 from store import Store
-from tests.test_loop_support import register_dummy_production
+from tests.support import register_dummy_production
 
 
 @pytest.fixture

@@ -8,12 +8,6 @@ import pytest
 from store import InvalidInputError, NotFoundError, Store
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def _sample(store: Store) -> int:
     image = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
     return store.add_sample(image, nm_per_px=4.0, source="upload").id

@@ -28,9 +28,16 @@ from semgan.experts import expert_file, inference_files, load_experts, save_expe
 from semgan.infer import Predictor
 from semgan.model import build_models
 from store import Store
-from tests.test_calibration import _inverted_tool, _pair, _reference
-from tests.test_infer import _lively_model
-from tests.test_loop_support import add_pairs, install_production, perturbed_copy, save_tiny_model
+from tests.support import (
+    add_pairs,
+    calibration_pair,
+    calibration_reference,
+    install_production,
+    inverted_tool,
+    lively_model,
+    perturbed_copy,
+    save_tiny_model,
+)
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]
@@ -39,13 +46,13 @@ TOOL = "sim:inverted"
 
 def _with_expert(folder: Path) -> tuple[np.ndarray, torch.nn.Module]:
     """A lively model in ``folder`` whose calibrated tool has a different (fresh) generator."""
-    reference_image, _ = _pair(60, 0.6, 0.2, size=128, noise=0.0)
-    models = _lively_model(reference_image)
+    reference_image, _ = calibration_pair(60, 0.6, 0.2, size=128, noise=0.0)
+    models = lively_model(reference_image)
     save_checkpoint(folder, models, None, TINY, {"nm_per_px": 4.0}, None)
     expert = build_models(TINY, seed=7, critics=False).sem_to_layout.eval()
     save_expert(expert, folder / expert_file(0))
-    tool = replace(fit_tool(TOOL, _inverted_tool(), _reference()), expert=expert_file(0))
-    save_calibration(_reference().with_tool(tool), folder)
+    tool = replace(fit_tool(TOOL, inverted_tool(), calibration_reference()), expert=expert_file(0))
+    save_calibration(calibration_reference().with_tool(tool), folder)
     return reference_image, expert
 
 
@@ -72,8 +79,9 @@ def test_a_missing_expert_file_is_named(tmp_path: Path) -> None:
 
 
 def test_an_expert_path_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
-    tool = replace(fit_tool(TOOL, _inverted_tool(), _reference()), expert="../elsewhere.safetensors")
-    data = _reference().with_tool(tool).to_dict()
+    tool = replace(fit_tool(TOOL, inverted_tool(), calibration_reference()),
+                   expert="../elsewhere.safetensors")
+    data = calibration_reference().with_tool(tool).to_dict()
     with pytest.raises(CalibrationError, match="file name"):
         CalibrationSet.from_dict(data)
 
@@ -104,7 +112,8 @@ def test_pairs_only_from_the_expert_tool_leave_the_shared_generator_as_productio
     production = save_tiny_model(tmp_path / "production")
     candidate = perturbed_copy(production, tmp_path / "candidate", 0.5)
     tuned = load_checkpoint(candidate).models.sem_to_layout.state_dict()
-    calibration = _reference().with_tool(fit_tool(TOOL, _inverted_tool(), _reference()))
+    calibration = calibration_reference().with_tool(
+        fit_tool(TOOL, inverted_tool(), calibration_reference()))
     lines: list[str] = []
     saved, summary = compose_candidate(candidate, production, calibration, {TOOL: 6}, 0.5, True, 1.0,
                                        lines.append)
@@ -120,7 +129,8 @@ def test_pairs_only_from_the_expert_tool_leave_the_shared_generator_as_productio
 def test_pairs_of_training_tools_blend_the_shared_generator(tmp_path: Path) -> None:
     production = save_tiny_model(tmp_path / "production")
     candidate = perturbed_copy(production, tmp_path / "candidate", 0.5)
-    calibration = _reference().with_tool(fit_tool(TOOL, _inverted_tool(), _reference()))
+    calibration = calibration_reference().with_tool(
+        fit_tool(TOOL, inverted_tool(), calibration_reference()))
     _, summary = compose_candidate(candidate, production, calibration, {TOOL: 6, "tool:clean": 4},
                                    0.5, True, 1.0, lambda line: None)
     assert summary == {"blend": 0.5, "experts": [TOOL], "shared_pairs": 4}

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import semgan.infer as infer
 from semgan.checkpoint import export_inference, save_checkpoint
@@ -22,39 +21,15 @@ from semgan.infer import (
     resolve_model,
 )
 from semgan.model import build_models
+from tests.support import lively_model, rectangles
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]
 
 
-def _rectangles(height: int, width: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    image = np.full((height, width), 0.2, np.float32)
-    for _ in range(height * width // 4000):
-        y, x = rng.integers(0, height - 4), rng.integers(0, width - 4)
-        image[y:y + rng.integers(4, 50), x:x + rng.integers(4, 50)] = 0.8
-    return np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1).astype(np.float32)
-
-
-def _lively_model(image: np.ndarray) -> nn.Module:
-    """Tiny random model with unit-gain weights and BatchNorm stats from ``image``: outputs vary a
-    lot (std ≈ 0.3 in probability), so a seam or misalignment would show."""
-    models = build_models(TINY, critics=False)
-    generator = torch.Generator().manual_seed(0)
-    for module in models.modules():
-        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.kaiming_normal_(module.weight, generator=generator)
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None  # cumulative average over the calibration pass
-    models.train()
-    with torch.no_grad():
-        models.sem_to_layout(torch.from_numpy(image * 2 - 1)[None, None])
-    return models.eval()
-
-
 def test_tiled_prediction_matches_a_whole_image_pass() -> None:
-    image = _rectangles(384, 512)
-    models = _lively_model(image)
+    image = rectangles(384, 512)
+    models = lively_model(image)
     tiled = Predictor(models, TINY, device="cpu", tile_size=256, overlap=128, max_tile=256,
                       precision="fp32").predict(image)
     whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32").predict(image)
@@ -66,8 +41,8 @@ def test_tiled_prediction_matches_a_whole_image_pass() -> None:
 def test_adaptive_tiles_match_a_whole_image_pass() -> None:
     """Tiles of several lengths (semgan.tiling.plan_axis) on a 720×1200 image: the same interior
     when the overlap clears the zero-padding band, and no hard seams at a small overlap."""
-    image = _rectangles(720, 1200)
-    models = _lively_model(image)
+    image = rectangles(720, 1200)
+    models = lively_model(image)
     whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32", edge_check=None).predict(image)
     wide = Predictor(models, TINY, device="cpu", tile_size=160, overlap=128, precision="fp32",
                      edge_check=None).predict(image)
@@ -78,8 +53,8 @@ def test_adaptive_tiles_match_a_whole_image_pass() -> None:
 
 
 def test_small_overlap_still_blends_without_hard_seams() -> None:
-    image = _rectangles(384, 512)
-    models = _lively_model(image)
+    image = rectangles(384, 512)
+    models = lively_model(image)
     tiled = Predictor(models, TINY, device="cpu", tile_size=128, overlap=64, max_tile=128,
                       precision="fp32").predict(image)
     whole = Predictor(models, TINY, device="cpu", tile_size=None, precision="fp32").predict(image)
@@ -96,7 +71,7 @@ def test_blend_window_cross_fades_to_one() -> None:
 @pytest.mark.parametrize("nm_per_px", [2.0, 4.0, 6.5])
 def test_outputs_have_the_input_shape_at_any_pixel_size(nm_per_px: float) -> None:
     predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
-    prediction = predictor.predict(_rectangles(100, 150), nm_per_px)
+    prediction = predictor.predict(rectangles(100, 150), nm_per_px)
     assert prediction.mask.shape == prediction.probability.shape == prediction.confidence.shape == (100, 150)
     assert prediction.mask.dtype == bool and prediction.probability.dtype == np.float32
     assert prediction.probability.min() >= 0 and prediction.probability.max() <= 1
@@ -106,13 +81,13 @@ def test_input_is_resampled_to_the_model_pixel_size() -> None:
     models = build_models(TINY, critics=False)
     seen: list[tuple[int, ...]] = []
     models.sem_to_layout.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape[-2:])))
-    Predictor(models, TINY, device="cpu", tile_size=None).predict(_rectangles(100, 150), nm_per_px=2.0)
+    Predictor(models, TINY, device="cpu", tile_size=None).predict(rectangles(100, 150), nm_per_px=2.0)
     assert seen == [(64, 80)]  # 100×150 at 2 nm/px = 50×75 at 4 nm/px, padded to multiples of 16
 
 
 def test_confidence_is_distance_from_one_half() -> None:
     prediction = Predictor(build_models(TINY, critics=False), TINY, device="cpu",
-                           edge_check=None).predict(_rectangles(64, 64))
+                           edge_check=None).predict(rectangles(64, 64))
     assert prediction.edge_flips == 0 and prediction.flipped_fraction == 0.0
     assert np.allclose(prediction.confidence, np.abs(2 * prediction.probability - 1))
 
@@ -120,7 +95,7 @@ def test_confidence_is_distance_from_one_half() -> None:
 def test_edge_check_flips_regions_with_confidence_zero_and_reflected_probability() -> None:
     """An untrained generator's speckled mask has outlines the SEM does not support: the checked
     prediction reflects P(feature) there (mask is still p > 0.5) and marks it confidence 0."""
-    models, image = build_models(TINY, critics=False), _rectangles(96, 96)
+    models, image = build_models(TINY, critics=False), rectangles(96, 96)
     plain = Predictor(models, TINY, device="cpu", edge_check=None).predict(image)
     checked = Predictor(models, TINY, device="cpu").predict(image)
     assert checked.edge_flips > 0 and 0 < checked.flipped_fraction < 1
@@ -134,7 +109,7 @@ def test_edge_check_flips_regions_with_confidence_zero_and_reflected_probability
 
 def test_edge_check_runs_at_the_models_pixel_size_and_maps_back() -> None:
     """At 2 nm/px the check runs on the 4 nm/px image; its flips come back at the input's size."""
-    models, image = build_models(TINY, critics=False), _rectangles(96, 128)
+    models, image = build_models(TINY, critics=False), rectangles(96, 128)
     checked = Predictor(models, TINY, device="cpu").predict(image, nm_per_px=2.0)
     plain = Predictor(models, TINY, device="cpu", edge_check=None).predict(image, nm_per_px=2.0)
     assert checked.mask.shape == (96, 128) and checked.edge_flips > 0
@@ -148,7 +123,7 @@ def test_edge_check_runs_at_the_models_pixel_size_and_maps_back() -> None:
 
 def test_prediction_is_deterministic() -> None:
     predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
-    image = _rectangles(200, 300)
+    image = rectangles(200, 300)
     first, second = predictor.predict(image), predictor.predict(image)
     assert np.array_equal(first.probability, second.probability)
     assert predictor.models.training is False
@@ -156,13 +131,13 @@ def test_prediction_is_deterministic() -> None:
 
 def test_layout_to_sem_gives_uint8_at_the_input_size() -> None:
     predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
-    sem = predictor.predict_sem(_rectangles(90, 70) > 0.5, nm_per_px=3.0)
+    sem = predictor.predict_sem(rectangles(90, 70) > 0.5, nm_per_px=3.0)
     assert (sem.shape, sem.dtype) == ((90, 70), np.uint8)
 
 
 def test_uint8_and_float_inputs_agree() -> None:
     predictor = Predictor(build_models(TINY, critics=False), TINY, device="cpu")
-    image = np.round(_rectangles(64, 64) * 255).astype(np.uint8)
+    image = np.round(rectangles(64, 64) * 255).astype(np.uint8)
     assert np.array_equal(predictor.predict(image).probability, predictor.predict(image / 255.0).probability)
 
 
@@ -181,7 +156,7 @@ def test_from_dir_loads_checkpoints_and_exports(tmp_path: Path) -> None:
     models = build_models(TINY)
     card = {"nm_per_px": 4.0, "metrics": {}}
     save_checkpoint(tmp_path / "model", models, None, TINY, card, None)
-    image = _rectangles(64, 64)
+    image = rectangles(64, 64)
     direct = Predictor(models, TINY, device="cpu").predict(image)
     loaded = Predictor.from_dir(tmp_path / "model", device="cpu")
     assert isinstance(loaded.predict(image), LayoutPrediction)

@@ -18,7 +18,7 @@ from semgan.layouts.families import (
     parse_families,
     split_families,
 )
-from tests.test_layouts_procedural import opened
+from tests.support import opened
 
 NM = 4.0
 

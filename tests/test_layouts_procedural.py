@@ -16,17 +16,10 @@ from semgan.layouts import (
     generate_clip,
     random_clip,
 )
+from tests.support import opened
 
 ALL_PATTERNS = ["lines", "line_ends", "contacts", "staggered_contacts", "shapes", "routing", "mixed",
                 "sparse_lines", "sparse_routing", "cell_metal", "contact_array", "via_array"]
-
-
-def opened(mask: np.ndarray, size: int) -> np.ndarray:
-    """Opening by a size×size square; the border is replicated so features cut by it are not thinned."""
-    padded = np.pad(mask, size, mode="edge")
-    row, col = np.ones((1, size), bool), np.ones((size, 1), bool)  # a square is separable: faster
-    eroded = ndimage.binary_erosion(ndimage.binary_erosion(padded, row), col)
-    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), col)[size:-size, size:-size]
 
 
 def test_registry_has_the_promised_patterns() -> None:

@@ -23,7 +23,7 @@ from semgan.imageio import save_png
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
 from store import Job, Store
-from tests.test_loop_support import NM_PER_PX, SIZE, add_pairs, install_production
+from tests.support import NM_PER_PX, SIZE, add_pairs, install_production
 
 
 class ListReporter:

@@ -13,7 +13,7 @@ from loop.finetune.blend import blend_checkpoint
 from loop.worker import run_worker
 from semgan.checkpoint import CheckpointError, export_inference, load_checkpoint
 from store import Store
-from tests.test_loop_support import (
+from tests.support import (
     TINY_FINETUNE,
     add_pairs,
     install_production,

@@ -16,17 +16,9 @@ from loop.__main__ import main
 from loop.worker import worker_pid
 from semgan.imageio import save_png
 from store import Store
-from tests.test_loop_support import (
-    register_dummy_production,
-    workspace_with_pairs,
-)
+from tests.support import register_dummy_production
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return workspace_with_pairs(tmp_path / "ws")
 
 
 def test_status_json_reports_counters_and_production(workspace: Path, capsys) -> None:

@@ -21,13 +21,7 @@ from loop.finetune import (
 from loop.worker import run_job, run_worker
 from semgan.checkpoint import has_checkpoint
 from store import JobConflictError, Store
-from tests.test_loop_support import TINY_FINETUNE, add_pairs, install_production
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
+from tests.support import TINY_FINETUNE, add_pairs, install_production, save_tiny_model
 
 
 def test_job_goes_queued_running_succeeded_and_registers_candidate(store: Store) -> None:
@@ -71,7 +65,6 @@ def test_inference_export_gets_fresh_critics_noted_in_card(store: Store) -> None
 def test_export_with_critics_starts_fine_tunes_from_them(store: Store, tmp_path: Path) -> None:
     from loop.finetune.run import prepare_init
     from semgan.checkpoint import export_inference, load_checkpoint
-    from tests.test_loop_support import save_tiny_model
 
     full = save_tiny_model(tmp_path / "full")
     export = export_inference(full, tmp_path / "export", critics=True)

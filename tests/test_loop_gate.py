@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from loop.anchor import ensure_anchor_sets
 from loop.gate import GateConfig, decide, run_gate
 from store import Store
-from tests.test_loop_support import NM_PER_PX, SIZE, add_pairs, install_production, sha256_of
+from tests.support import NM_PER_PX, SIZE, add_pairs, install_production, sha256_of
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 from loop.__main__ import main as loop_main
 from semgan.imageio import load_image, save_png
 from store import Store
-from tests.test_loop_support import save_tiny_model
+from tests.support import save_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

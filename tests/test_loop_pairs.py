@@ -13,12 +13,6 @@ from semgan.imageio import load_image, save_png
 from store import Store, split_for
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def pair_folders(root: Path, sizes: dict[str, tuple[int, int]]) -> tuple[Path, Path]:
     """sem/NAME.png and layout/NAME.png for each name, layout at the given (H, W)."""
     sem_dir, layout_dir = root / "sem", root / "layout"

@@ -10,7 +10,7 @@ import pytest
 
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_settings
 from store import Store
-from tests.test_loop_support import register_dummy_production
+from tests.support import register_dummy_production
 
 HOUR = 3600.0
 

@@ -10,15 +10,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
 from loop.finetune import request_finetune
 from loop.worker import _acquire_lock, run_worker, spawn_worker, worker_pid
 from store import Store
-from tests.test_loop_support import (
-    TINY_FINETUNE,
-    workspace_with_pairs,
-)
+from tests.support import TINY_FINETUNE
 
 REPO = Path(__file__).resolve().parents[1]
 ENDLESS = replace(TINY_FINETUNE, max_steps=100_000, epochs=10_000)
@@ -29,11 +24,6 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return workspace_with_pairs(tmp_path / "ws")
 
 
 def test_sigkill_mid_job_is_detected_and_production_unchanged(workspace: Path) -> None:

@@ -10,12 +10,6 @@ import pytest
 from store import Store, registry_file
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def register(store: Store, name: str, status: str = "candidate", parent: int | None = None):
     return store.register_model(store.models_dir / name, "a" * 64, {}, {}, parent, {},
                                 {"ssim": 0.5}, status=status)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench import review_loop
-from tests.test_loop_support import save_tiny_model
+from tests.support import save_tiny_model
 
 TINY_OVERRIDES = ["expert_crop=32", "crop_size=32", "batch_size=2", "expert_max_steps=4",
                   "tile_size=64", "min_tool_pairs=1", "anchor_train=4", "anchor_test=3",

@@ -13,8 +13,7 @@ import torch
 from semgan.__main__ import main
 from semgan.config import PRESETS, ConfigError, ExperimentConfig
 from semgan.data import DatasetError, PairedDataset, add_row_drift
-from tests.test_loop_support import finetune_once, record_dataset_argument
-from tests.test_train import write_synth_folder
+from tests.support import finetune_once, record_dataset_argument, write_synth_folder
 
 torch.set_num_threads(1)
 DRIFTING_TINY = PRESETS["tiny"].replace("data", row_drift_augment=0.2)

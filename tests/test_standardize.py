@@ -13,29 +13,33 @@ import torch
 from semgan.config import PRESETS, ConfigError, ExperimentConfig
 from semgan.data import PairedDataset, standardize_sem
 from semgan.infer import Predictor
-from tests.test_infer import _lively_model, _rectangles
-from tests.test_loop_support import finetune_once, record_dataset_argument
-from tests.test_train import write_synth_folder
+from tests.support import (
+    finetune_once,
+    lively_model,
+    record_dataset_argument,
+    rectangles,
+    write_synth_folder,
+)
 
 torch.set_num_threads(1)
 STANDARDISED_TINY = PRESETS["tiny"].replace("data", standardize=True)
 
 
 def test_output_has_the_target_mean_and_std() -> None:
-    image = _rectangles(128, 128)
+    image = rectangles(128, 128)
     out = standardize_sem(image, 0.4, 0.15)
     assert out.dtype == np.float32 and out.shape == image.shape
     assert out.mean() == pytest.approx(0.4, abs=2e-3) and out.std() == pytest.approx(0.15, abs=2e-3)
 
 
 def test_brightness_and_contrast_drift_cancel_out() -> None:
-    image = _rectangles(128, 128)
+    image = rectangles(128, 128)
     drifted = 0.3 * image + 0.05  # a darker tool with a third of the contrast
     assert np.abs(standardize_sem(drifted, 0.4, 0.15) - standardize_sem(image, 0.4, 0.15)).max() < 1e-5
 
 
 def test_contrast_polarity_is_kept() -> None:
-    image = _rectangles(128, 128)
+    image = rectangles(128, 128)
     inverted = standardize_sem(1 - image, 0.4, 0.15)
     assert np.corrcoef(inverted.ravel(), standardize_sem(image, 0.4, 0.15).ravel())[0, 1] < -0.99
 
@@ -81,8 +85,8 @@ def test_dataset_standardises_the_whole_image_before_cropping(tmp_path: Path) ->
 
 
 def test_predictor_is_blind_to_brightness_and_contrast_when_standardising() -> None:
-    image = _rectangles(256, 256)
-    models = _lively_model(image)
+    image = rectangles(256, 256)
+    models = lively_model(image)
     drifted = 0.5 * image + 0.3
     on = Predictor(models, STANDARDISED_TINY, device="cpu", tile_size=None)
     off = Predictor(models, PRESETS["tiny"], device="cpu", tile_size=None)
@@ -91,8 +95,8 @@ def test_predictor_is_blind_to_brightness_and_contrast_when_standardising() -> N
 
 
 def test_standardised_tiles_match_a_whole_image_pass() -> None:
-    image = _rectangles(384, 512)
-    models = _lively_model(image)
+    image = rectangles(384, 512)
+    models = lively_model(image)
     tiled = Predictor(models, STANDARDISED_TINY, device="cpu", tile_size=256, overlap=128).predict(image)
     whole = Predictor(models, STANDARDISED_TINY, device="cpu", tile_size=None).predict(image)
     assert np.abs(tiled.probability - whole.probability)[32:-32, 32:-32].max() < 1e-4

@@ -12,12 +12,6 @@ import pytest
 from store import InvalidInputError, JobConflictError, JobStateError, Store
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def dead_pid() -> int:
     """The pid of a process that has exited and been reaped."""
     process = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from store import ModelStateError, PromotionConflictError, Store
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
 
 
 def register(store: Store, ssim: float, status: str = "candidate", parent: int | None = None):

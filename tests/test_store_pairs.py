@@ -20,12 +20,6 @@ from store import Store, blobs, split_for
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def sem(seed: int, size: int = 16) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
 

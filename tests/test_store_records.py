@@ -18,12 +18,6 @@ from store import (
 )
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "ws") as opened:
-        yield opened
-
-
 def sem(seed: int, size: int = 32) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
 

@@ -24,7 +24,7 @@ from loop.finetune import request_finetune
 from loop.worker import run_worker
 from store import DatabaseBusyError, Store
 from store import connection as store_connection
-from tests.test_loop_support import TINY_FINETUNE, workspace_with_pairs
+from tests.support import TINY_FINETUNE, workspace_with_pairs
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")]

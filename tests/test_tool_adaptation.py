@@ -26,7 +26,7 @@ from semgan.model import build_models
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
 from store import Store
-from tests.test_loop_support import NM_PER_PX, SIZE, TINY_TOOLS, add_pairs, install_production
+from tests.support import NM_PER_PX, SIZE, TINY_TOOLS, add_pairs, install_production
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]

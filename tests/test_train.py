@@ -26,45 +26,10 @@ from semgan.model import build_models
 from semgan.train.callbacks import Callback
 from semgan.train.loop import TrainingError, fit, lr_factor
 from semgan.train.step import Networks, build_optimizers, train_step
+from tests.support import fixed_batch, tiny_config, write_synth_folder
 
 torch.set_num_threads(1)
 TINY = PRESETS["tiny"]
-
-
-def write_synth_folder(folder: Path, count: int = 6, size: int = 64, nm_per_px: float = 4.0, seed: int = 0) -> Path:
-    """A synth-format folder of random rectangles (layout) and a blurred, noisy rendering (SEM)."""
-    rng = np.random.default_rng(seed)
-    for sub in ("sem", "layout"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    items = []
-    for index in range(count):
-        layout = np.zeros((size, size), bool)
-        for _ in range(4):
-            y, x = rng.integers(0, size - 8, size=2)
-            h, w = rng.integers(4, size // 3, size=2)
-            layout[y:y + h, x:x + w] = True
-        sem = np.where(layout, 170.0, 60.0) + rng.normal(0, 8, layout.shape)
-        name = f"{index:06d}"
-        Image.fromarray(np.clip(sem, 0, 255).astype(np.uint8)).save(folder / "sem" / f"{name}.png")
-        Image.fromarray(layout.astype(np.uint8) * 255).save(folder / "layout" / f"{name}.png")
-        items.append({"name": name, "sem": f"sem/{name}.png", "layout": f"layout/{name}.png", "profile": "clean"})
-    manifest = {"version": 1, "nm_per_px": nm_per_px, "size": size, "items": items}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
-
-
-def tiny_config(steps: int = 3, **train: object) -> ExperimentConfig:
-    """The tiny preset with a short run and frequent checkpoints."""
-    return TINY.replace("train", steps=steps, checkpoint_every=100, sample_every=2, device="cpu", **train)
-
-
-def fixed_batch(size: int = 64) -> dict[str, torch.Tensor]:
-    """Two random-rectangle pairs as a batch."""
-    generator = torch.Generator().manual_seed(0)
-    layout = (torch.rand(2, 1, size // 8, size // 8, generator=generator) > 0.5).float()
-    layout = torch.nn.functional.interpolate(layout, scale_factor=8) * 2 - 1  # (2, 1, 64, 64) in {-1, 1}
-    return {"sem_image": 0.6 * layout + 0.1 * torch.randn(layout.shape, generator=generator),
-            "layout_mask": layout}
 
 
 # --- config ------------------------------------------------------------------------------------

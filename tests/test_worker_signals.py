@@ -18,7 +18,7 @@ from loop.finetune.register import resume_dir
 from loop.worker import run_worker, spawn_worker, worker_pid
 from store import Store
 from tests.e2e.conftest import free_port
-from tests.test_loop_support import TINY_FINETUNE, save_tiny_model, workspace_with_pairs
+from tests.support import TINY_FINETUNE, add_pairs, save_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = replace(TINY_FINETUNE, max_steps=80, epochs=10_000)  # long enough to be signalled
@@ -53,11 +53,6 @@ def stop_within(process: subprocess.Popen, sig: int) -> float:
     seconds = time.monotonic() - sent
     print(f"{signal.Signals(sig).name}: exited after {seconds:.2f} s")  # shown with -s
     return seconds
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return workspace_with_pairs(tmp_path / "ws")
 
 
 def test_sigterm_checkpoints_the_fine_tune_and_the_next_worker_resumes_it(
@@ -151,8 +146,6 @@ def test_the_apps_sigterm_stops_its_worker_cleanly(tmp_path: Path) -> None:
     try:
         wait_for(lambda: "Running on local URL" in log.read_text(), 120, "the app to start")
         with Store.open(workspace) as store:
-            from tests.test_loop_support import add_pairs
-
             add_pairs(store, 8)
             job = request_finetune(store, config=LONG)
             pid = spawn_worker(workspace)

@@ -21,7 +21,7 @@ from loop.jobs import (
 )
 from loop.worker import run_worker
 from store import Store
-from tests.test_loop_support import TINY_FINETUNE, workspace_with_pairs
+from tests.support import TINY_FINETUNE, workspace_with_pairs
 
 
 def test_a_fine_tune_request_reads_back_as_written(tmp_path: Path) -> None:

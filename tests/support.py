@@ -1,16 +1,24 @@
-"""Shared helpers for the loop tests: a tiny production model and corrected pairs in a workspace.
+"""Helpers shared by the test modules: no tests here, and pytest does not collect this file.
 
-No tests here; the test_loop_* modules import these helpers.
+A tiny production model and corrected pairs in a workspace (the loop tests), synth-format folders,
+tiny configs and a fixed batch (training), a lively random model on rectangles (inference), grey-level
+pairs of a reference and an inverted tool (calibration), and a morphological opening (layout rules).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
+from scipy import ndimage
+from torch import nn
 
 from loop.finetune import FinetuneConfig, set_finetune_config
+from semgan.calibration import CalibrationSet, reference_set
 from semgan.checkpoint import TrainState, export_inference, load_checkpoint, save_checkpoint
 from semgan.config import PRESETS, ExperimentConfig
 from semgan.model import build_models
@@ -123,3 +131,104 @@ def finetune_once(workspace: Path, config: ExperimentConfig, pairs: int = 8) -> 
         if run_worker(store.workspace, once=True) != 1:
             raise AssertionError("the worker ran no job")
         return store.get_model(store.get_job(job.id).result["candidate_version"])
+
+
+# --- training data and configs ---
+
+
+def write_synth_folder(folder: Path, count: int = 6, size: int = 64, nm_per_px: float = 4.0, seed: int = 0) -> Path:
+    """A synth-format folder of random rectangles (layout) and a blurred, noisy rendering (SEM)."""
+    rng = np.random.default_rng(seed)
+    for sub in ("sem", "layout"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    items = []
+    for index in range(count):
+        layout = np.zeros((size, size), bool)
+        for _ in range(4):
+            y, x = rng.integers(0, size - 8, size=2)
+            h, w = rng.integers(4, size // 3, size=2)
+            layout[y:y + h, x:x + w] = True
+        sem = np.where(layout, 170.0, 60.0) + rng.normal(0, 8, layout.shape)
+        name = f"{index:06d}"
+        Image.fromarray(np.clip(sem, 0, 255).astype(np.uint8)).save(folder / "sem" / f"{name}.png")
+        Image.fromarray(layout.astype(np.uint8) * 255).save(folder / "layout" / f"{name}.png")
+        items.append({"name": name, "sem": f"sem/{name}.png", "layout": f"layout/{name}.png", "profile": "clean"})
+    manifest = {"version": 1, "nm_per_px": nm_per_px, "size": size, "items": items}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def tiny_config(steps: int = 3, **train: object) -> ExperimentConfig:
+    """The tiny preset with a short run and frequent checkpoints."""
+    return TINY.replace("train", steps=steps, checkpoint_every=100, sample_every=2, device="cpu", **train)
+
+
+def fixed_batch(size: int = 64) -> dict[str, torch.Tensor]:
+    """Two random-rectangle pairs as a batch."""
+    generator = torch.Generator().manual_seed(0)
+    layout = (torch.rand(2, 1, size // 8, size // 8, generator=generator) > 0.5).float()
+    layout = torch.nn.functional.interpolate(layout, scale_factor=8) * 2 - 1  # (2, 1, 64, 64) in {-1, 1}
+    return {"sem_image": 0.6 * layout + 0.1 * torch.randn(layout.shape, generator=generator),
+            "layout_mask": layout}
+
+
+# --- inference ---
+
+
+def rectangles(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full((height, width), 0.2, np.float32)
+    for _ in range(height * width // 4000):
+        y, x = rng.integers(0, height - 4), rng.integers(0, width - 4)
+        image[y:y + rng.integers(4, 50), x:x + rng.integers(4, 50)] = 0.8
+    return np.clip(image + rng.normal(0, 0.05, image.shape), 0, 1).astype(np.float32)
+
+
+def lively_model(image: np.ndarray) -> nn.Module:
+    """Tiny random model with unit-gain weights and BatchNorm stats from ``image``: outputs vary a
+    lot (std ≈ 0.3 in probability), so a seam or misalignment would show."""
+    models = build_models(TINY, critics=False)
+    generator = torch.Generator().manual_seed(0)
+    for module in models.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(module.weight, generator=generator)
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the calibration pass
+    models.train()
+    with torch.no_grad():
+        models.sem_to_layout(torch.from_numpy(image * 2 - 1)[None, None])
+    return models.eval()
+
+
+# --- calibration ---
+
+
+def calibration_pair(seed: int, pattern: float, background: float, size: int = 96,
+                     noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Rectangles at grey level ``pattern`` on ``background``, with a little noise."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((size, size), bool)
+    for _ in range(5):
+        y, x = rng.integers(0, size - 30, size=2)
+        mask[y:y + rng.integers(12, 30), x:x + rng.integers(12, 30)] = True
+    image = np.where(mask, pattern, background) + rng.normal(0, noise, mask.shape)
+    return np.clip(image, 0, 1).astype(np.float32), mask
+
+
+def calibration_reference() -> CalibrationSet:
+    return reference_set([calibration_pair(k, 0.6, 0.2) for k in range(6)])
+
+
+def inverted_tool() -> list[tuple[np.ndarray, np.ndarray]]:
+    return [calibration_pair(100 + k, 0.1, 0.3) for k in range(6)]  # dark, inverted, a third of the contrast
+
+
+# --- layout rules ---
+
+
+def opened(mask: np.ndarray, size: int) -> np.ndarray:
+    """Opening by a size×size square; the border is replicated so features cut by it are not thinned."""
+    padded = np.pad(mask, size, mode="edge")
+    row, col = np.ones((1, size), bool), np.ones((size, 1), bool)  # a square is separable: faster
+    eroded = ndimage.binary_erosion(ndimage.binary_erosion(padded, row), col)
+    return ndimage.binary_dilation(ndimage.binary_dilation(eroded, row), col)[size:-size, size:-size]
