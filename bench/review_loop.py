@@ -357,8 +357,9 @@ def score_candidates(part: Path, root: Path, test_count: int) -> None:
     """Add every job's candidate's score on its tool's test images to a part's JSON (also the
     rejected ones: what the gate turned down), from the workspaces the run kept under ``root``."""
     result = json.loads(part.read_text())
+    pool = max(result["args"]["counts"])  # the independent simulator's test set follows the pool
     for row in result["rows"]:
-        _, test, nm = tool_data(row["tool"], 1, test_count, root / "data")
+        _, test, nm = tool_data(row["tool"], pool, test_count, root / "data")
         with Store.open(root / f"ws_{row['tool']}") as store:
             for step in row["steps"]:
                 version = step["job"].get("candidate_version")
