@@ -15,7 +15,8 @@ from matplotlib.ticker import MaxNLocator
 
 from store import Sample
 
-GENERATOR_LOSSES = (("g_loss", "G total (weighted L1 + cycle + GAN + FM)", "#1f77b4"),)
+GENERATOR_LOSSES = (("g_loss", "G total (weighted L1 + cycle + GAN + FM)", "#1f77b4"),
+                    ("loss", "tool expert: L1 + Dice (one tool after another)", "#9467bd"))
 CRITIC_LOSSES = (("d_loss", "D", "#d62728"), ("g_gan", "G adversarial", "#2ca02c"))
 FLAG_LEVEL = 1.0  # drift score in units of the flag threshold (loop.predict.score_drift)
 
@@ -49,7 +50,8 @@ def loss_picture(losses: list[dict], title: str, total_steps: int = 0) -> np.nda
     figure = Figure(figsize=(9.0, 3.0), dpi=100, layout="constrained")
     panels = figure.subplots(1, 2)
     for axes, group, heading in ((panels[0], GENERATOR_LOSSES, "generator"),
-                                 (panels[1], CRITIC_LOSSES, "discriminator vs G adversarial")):
+                                 (panels[1], CRITIC_LOSSES,
+                                  "discriminator vs G adversarial (shared strategy)")):
         for key, label, colour in group:
             if key in series:
                 steps, values = series[key]

@@ -259,7 +259,9 @@ def summarise(rows: list[dict]) -> list[dict]:
         base = row["zero_shot"]
         for step in row["steps"]:
             fine, peer = step["production"]["tool"]["iou"], step["peer"]["iou"]
-            drop = max(base[k]["iou"] - step["production"][k]["iou"]
+            now = (step.get("production_untagged_now") or {}).get("original_untagged")
+            drop = max(base[k]["iou"] - (now if k == "original_untagged" and now else
+                                         step["production"][k])["iou"]
                        for k in ("original_tagged", "original_untagged"))
             table.append({"tool": row["tool"], "n": step["n"], "zero_shot_iou": base["tool"]["iou"],
                           "iou": fine, "epe_mean_nm": step["production"]["tool"]["epe_mean_nm"],
@@ -353,14 +355,31 @@ def write_results(rows: list[dict], out: Path, name: str, extra: dict) -> dict:
     return result
 
 
-def score_candidates(part: Path, root: Path, test_count: int) -> None:
+def merge_rows(rows: list[dict]) -> list[dict]:
+    """One row per tool: the steps of every part (e.g. N = 25 run apart from 10 and 50) by N."""
+    merged: dict[str, dict] = {}
+    for row in rows:
+        if row["tool"] in merged:
+            merged[row["tool"]]["steps"] += row["steps"]
+        else:
+            merged[row["tool"]] = {**row, "steps": list(row["steps"])}
+    order = {name: index for index, name in enumerate(all_tools())}
+    for row in merged.values():
+        row["steps"].sort(key=lambda step: step["n"])
+    return sorted(merged.values(), key=lambda row: order.get(row["tool"], len(order)))
+
+
+def score_candidates(part: Path, root: Path, test_count: int, original_count: int) -> None:
     """Add every job's candidate's score on its tool's test images to a part's JSON (also the
-    rejected ones: what the gate turned down), from the workspaces the run kept under ``root``."""
+    rejected ones: what the gate turned down), and production's on the untagged training-tool
+    images with today's routing, from the workspaces the run kept under ``root``."""
     result = json.loads(part.read_text())
     pool = max(result["args"]["counts"])  # the independent simulator's test set follows the pool
+    original = original_data(original_count)
     for row in result["rows"]:
         _, test, nm = tool_data(row["tool"], pool, test_count, root / "data")
         with Store.open(root / f"ws_{row['tool']}") as store:
+            production = 1
             for step in row["steps"]:
                 version = step["job"].get("candidate_version")
                 if version is None:
@@ -368,6 +387,12 @@ def score_candidates(part: Path, root: Path, test_count: int) -> None:
                 predictor = Predictor.from_dir(store.workspace / store.get_model(version).path)
                 step["candidate"] = {"version": version,
                                      "tool": score(predictor, test, nm, f"bench:{row['tool']}")}
+                production = version if step["job"]["decision"] == "promote" else production
+                after = Predictor.from_dir(store.workspace / store.get_model(production).path)
+                examples = bool(after.calibration and after.calibration.reference_examples)
+                step["production_untagged_now"] = {
+                    "version": production, "routing": "examples" if examples else "mean histogram",
+                    "original_untagged": score(after, original, 4.0, None)}
                 print(row["tool"], step["n"], step["job"]["decision"], step["candidate"]["tool"]["iou"],
                       flush=True)
     part.write_text(json.dumps(finite(result), indent=1) + "\n")
@@ -394,11 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.score_candidates:
-        score_candidates(out / f"{args.name}.json", Path(args.workspace), args.test_count)
+        score_candidates(out / f"{args.name}.json", Path(args.workspace), args.test_count,
+                         args.original_count)
         return 0
     if args.merge:
         parts = [json.loads((out / f"{p}.json").read_text()) for p in args.merge.split(",")]
-        rows = [row for part in parts for row in part["rows"]]
+        rows = merge_rows([row for part in parts for row in part["rows"]])
         result = write_results(rows, out, args.name, {"parts": parts[0].get("args"),
                                                       "merged": args.merge.split(",")})
         print(json.dumps(result["table"], indent=1))

@@ -291,3 +291,11 @@ def test_registry_metrics_show_a_dash_for_a_missing_cd_and_infinity_for_a_missed
     text = metrics_text({"iou": 0.9, "epe_mean_nm": float("inf"), "cd_abs_error_nm": float("nan")})
     assert text == "IoU 0.900 · EPE ∞ · |CD| —"
     assert "nan" not in metrics_text({"old": {"iou": 0.5, "cd_abs_error_nm": float("nan")}})
+
+
+def test_a_per_tool_fine_tunes_loss_is_drawn() -> None:
+    from annotate.finetune_plots import loss_picture
+
+    picture = loss_picture([{"step": s, "loss": 1.0 / s} for s in range(1, 40)], "job 1", 40)
+    purple = (np.abs(picture.astype(int) - [148, 103, 189]).sum(axis=2) < 40).sum()
+    assert purple > 50  # the expert's loss curve (#9467bd) is on the left panel

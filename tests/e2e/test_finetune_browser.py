@@ -87,7 +87,11 @@ def test_fine_tune_now_shows_the_verdict_and_the_job_in_history(finetune_page,
         decision = {"promote": "promoted", "reject": "rejected"}[job.result["decision"]]
     assert job.status == "succeeded"
     assert f"Job 1: candidate v2 {decision}" in verdict
-    assert "new data (held-out corrected pairs)" in verdict
+    # the default per-tool fine-tune: the gate's rule and figures per corrected tool
+    tools = job.result["summary"]["tools"]
+    assert tools and all(f"{tool}: IoU on its held-out pairs" in verdict for tool in tools)
+    assert all(f"tool {tool.removeprefix('tool:')} (its held-out pairs)" in verdict for tool in tools)
+    assert "every other tool bit-identical to production" in verdict
     page.wait_for_function("() => document.querySelector('#finetune-history').innerText"
                            ".includes('succeeded')")
     row = page.locator('#finetune-history [data-testid^="cell-0-"]').all_inner_texts()
