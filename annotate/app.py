@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from annotate import compare, correct, export, finetune, models, overlay, review
+from annotate import compare, correct, correct_tools, export, finetune, models, overlay, review
 from annotate.security import WebPolicy, admin_events, expose_api, launch_options
 from annotate.studio import Studio
 
@@ -170,4 +170,5 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
 def launch_kwargs(policy: WebPolicy | None = None) -> dict:
     """``Blocks.launch`` arguments: styling (Gradio 6 takes theme/css/js there) and the guards."""
     return {"theme": gr.themes.Default(primary_hue="blue", neutral_hue="slate"), "css": CSS,
-            "js": SHORTCUTS_JS, **launch_options(policy or WebPolicy())}
+            "js": f"() => {{ ({SHORTCUTS_JS})(); ({correct_tools.KEYS_JS})(); }}",
+            **launch_options(policy or WebPolicy())}

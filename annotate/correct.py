@@ -1,4 +1,9 @@
-"""Correct tab: paint the layout over the SEM, add/remove rectangles, clean up, save the pair."""
+"""Correct tab: paint the layout over the SEM, correct it with tools, clean up, save the pair.
+
+The result-image tools (boxes, polygons, magic wand, region clicks) and their keys are in
+``annotate.correct_tools`` / ``annotate.correct_clicks``; this module lays out the tab and wires
+the editor, brush, clean-up, save and navigation.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from annotate import editing, render
+from annotate import correct_clicks, editing, render, viewport
+from annotate import correct_tools as tools
 from annotate import format as fmt
 from annotate.studio import Studio, after_removal, step_in_queue
 from semgan.errors import SemganError
@@ -15,9 +21,8 @@ from semgan.polygons import clean_manhattan
 from store import StoreError
 
 BRUSH_STEPS_NM = (2, 4, 8, 16, 32, 64, 128, 256)  # stroke widths offered, kept if 2–160 px
-RECT_MODES = ["Add pattern", "Remove pattern", "Threshold in box (local Otsu)"]  # two clicks
-CLICK_MODES = ["Delete / fill region", "Keep only region", "Move region edges"]  # one click
-PREVIEW_PX = 512  # small images are shown enlarged in the result preview (rectangle clicks)
+PREVIEW_PX = tools.PREVIEW_PX
+apply_tool = correct_clicks.apply_tool  # the one-click and box tools, for scripts and tests
 
 
 @dataclass
@@ -45,12 +50,6 @@ def brush_radius(width_px: int) -> int:
     return max(1, round(width_px / 2))
 
 
-def _preview(picture: np.ndarray) -> str:
-    """The result preview file, small images enlarged (clicks are divided back)."""
-    return render.png_file(render.enlarge(picture, render.display_factor(picture.shape,
-                                                                         PREVIEW_PX)))
-
-
 def _tools(width_px: int, shape: tuple[int, ...]) -> dict:
     """Brush and eraser sized for ``width_px``-wide strokes (image px) on this image's editor."""
     radius = brush_radius(max(1, round(width_px * editing.edit_scale(shape))))
@@ -59,36 +58,18 @@ def _tools(width_px: int, shape: tuple[int, ...]) -> dict:
             "eraser": gr.Eraser(default_size=radius)}
 
 
-def _reload(sem_image: np.ndarray, mask: np.ndarray) -> tuple[gr.ImageEditor, np.ndarray]:
-    """(editor update, base mask) for putting a new mask into the editor."""
-    return gr.ImageEditor(value=editing.editor_value(sem_image, mask)), mask
-
-
-def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[int, int],
-               corner: tuple[int, int] | None, shift_nm: float, nm_per_px: float) -> np.ndarray:
-    """The mask after one tool click (``corner``: the box's first corner, two-click tools)."""
-    if mode == CLICK_MODES[0]:
-        return editing.flip_region(mask, point)
-    if mode == CLICK_MODES[1]:
-        return editing.keep_region(mask, point)
-    if mode == CLICK_MODES[2]:
-        return editing.move_region_edges(mask, point, shift_nm, nm_per_px)
-    if mode == RECT_MODES[2]:
-        return editing.threshold_in_box(mask, sem_image, corner, point)
-    rect = render.rectangle_mask(mask.shape, corner, point)
-    return mask | rect if mode == RECT_MODES[0] else mask & ~rect
-
-
 def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: str = "",
          start_mask: np.ndarray | None = None) -> list:
-    """Outputs of ``CorrectUI.load_outputs``: the sample in the editor, its prediction layered.
+    """Outputs of ``CorrectUI.load_outputs``: the sample in the editor, its prediction layered,
+    the tools' half-drawn shapes and undo history cleared.
 
     ``start_mask`` (e.g. the registered design clip) replaces the prediction as the layer drawn on.
     """
     if sample_id is None:
         return [None, None, None, "### Nothing to correct\nThe queue is empty.",
                 gr.ImageEditor(value=None), gr.Radio(choices=[], value=None), None, message,
-                None, "Rectangle tool: pick a sample first.", None, []]
+                None, "Tools: pick a sample first.", None, [], [], None, None,
+                gr.Radio(value="Fit"), ""]
     view = studio.view(sample_id)
     steps = brush_steps(view.sample.nm_per_px)
     target = max(4, min(view.sample.height, view.sample.width) // 48)
@@ -98,27 +79,26 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
     start = predicted if start_mask is None else start_mask
     scale = editing.edit_scale(view.sem_image.shape)
-    shown_at = "" if scale == 1 else f" (edited at {scale:.0%} scale; untouched edges stay exact)"
+    shown_at = "" if scale == 1 else (f" (brush edits at {scale:.0%} scale, untouched edges "
+                                      "stay exact; the tools work at full resolution: zoom in "
+                                      "on the result image)")
+    plain = render.change_picture(view.sem_image, predicted, start)
     return [sample_id, sample_id, view.prediction.id if view.prediction else None,
             fmt.sample_header(view.sample, position) + shown_at,
             gr.ImageEditor(value=editing.editor_value(view.sem_image, start),
                            **_tools(width, view.sem_image.shape)),
-            gr.Radio(choices=[s[0] for s in steps], value=label),
-            _preview(render.change_picture(view.sem_image, predicted, start)), message,
-            None, "Rectangle tool: click two opposite corners on the result image.", start, []]
+            gr.Radio(choices=[s[0] for s in steps], value=label), tools.preview_file(plain),
+            message, None, "Pick a tool (its key in brackets) and click on the result image.",
+            start, [], [], plain, viewport.fit(plain.shape), gr.Radio(value="Fit"),
+            viewport.describe(plain.shape, None)]
 
 
-def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> CorrectUI:
-    """Lay out the Correct tab and wire its own events."""
-    prediction_id = gr.State(None)
-    editor_sample = gr.State(None)  # the sample in the editor (stale when Review moved on)
-    first_corner = gr.State(None)
-    base = gr.State(None)  # full-resolution mask the editor was last loaded with
-    history = gr.State([])  # masks before each click tool, for "Undo last tool"
-    header = gr.Markdown(elem_id="correct-header")
+def _layout(studio: Studio) -> dict:
+    """The tab's components, by name (the tool panel under "panel")."""
+    parts: dict = {"header": gr.Markdown(elem_id="correct-header")}
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            editor = gr.ImageEditor(
+            parts["editor"] = gr.ImageEditor(
                 label="Layout layer over the SEM (brush adds pattern, eraser removes it; "
                       "undo/redo top right)", format="png", image_mode="RGBA", type="numpy",
                 sources=(), transforms=(), elem_id="editor", height=640,
@@ -126,167 +106,133 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
                 layers=gr.LayerOptions(allow_additional_layers=False, layers=["Layout"]),
                 buttons=["fullscreen"], **_tools(4, (256, 256)))
             with gr.Row():
-                prev_btn = gr.Button("◀ Previous [K]", elem_id="correct-prev-btn")
-                revert_btn = gr.Button("↺ Revert to prediction", elem_id="revert-btn")
-                save_btn = gr.Button("Save correction", variant="primary", elem_id="save-btn")
-                next_btn = gr.Button("Next ▶ [J]", elem_id="correct-next-btn")
-            change = gr.Markdown(elem_id="change-summary")
+                parts["prev"] = gr.Button("◀ Previous [K]", elem_id="correct-prev-btn")
+                parts["revert"] = gr.Button("↺ Revert to prediction", elem_id="revert-btn")
+                parts["save"] = gr.Button("Save correction", variant="primary",
+                                          elem_id="save-btn")
+                parts["next"] = gr.Button("Next ▶ [J]", elem_id="correct-next-btn")
+            parts["change"] = gr.Markdown(elem_id="change-summary")
         with gr.Column(scale=2, min_width=360):
-            brush = gr.Radio([], label="Brush and eraser width (stroke width in nm)",
-                             elem_id="brush-width")
-            preview = gr.Image(label="Result to save", format="png", interactive=False,
-                               elem_id="result-image", buttons=["fullscreen"])
+            parts["brush"] = gr.Radio([], label="Brush and eraser width (stroke width in nm; "
+                                      "keys [ and ])", elem_id="brush-width")
+            parts["preview"] = gr.Image(label="Result to save", format="png", interactive=False,
+                                        elem_id="result-image", buttons=["fullscreen"])
+            bar = tools.build_view_bar()
             with gr.Row():
                 gr.Markdown("<span class='sg-muted'>Kept pattern blue · added green · removed "
-                            "red. Click two opposite corners here to add or remove a "
-                            "rectangle.</span>")
-                preview_btn = gr.Button("Update from the editor", size="sm", scale=0,
-                                        elem_id="preview-btn")
-            with gr.Group():
-                rect_mode = gr.Radio(RECT_MODES + CLICK_MODES, value=RECT_MODES[0],
-                                     label="Tool on the result image (boxes: two corners; "
-                                           "regions: one click)", elem_id="rect-mode")
-                shift_nm = gr.Number(value=4.0, label="Move region edges by (nm, < 0 inwards)",
-                                     elem_id="shift-nm")
-                rect_status = gr.Markdown(elem_id="rect-status")
-                with gr.Row():
-                    rect_cancel = gr.Button("Cancel rectangle", size="sm")
-                    undo_btn = gr.Button("↶ Undo last tool", size="sm", elem_id="undo-tool-btn")
+                            "red. The tools below act on clicks here.</span>")
+                parts["refresh"] = gr.Button("Update from the editor", size="sm", scale=0,
+                                             elem_id="preview-btn")
+            parts["panel"] = tools.build_panel(bar)
             with gr.Group():
                 with gr.Row():
-                    min_area = gr.Number(value=400.0, minimum=0, label="Clean up: drop specks "
-                                         "and holes smaller than (nm²)", elem_id="min-area")
-                    snap = gr.Slider(0, 6, value=2, step=1, label="Straighten steps up to (px)")
-                cleanup_btn = gr.Button("Clean up (Manhattan)", elem_id="cleanup-btn")
-            author = gr.Textbox(value=studio.author, label="Saved as (reviewer)", max_lines=1)
-    load_outputs = [sample, editor_sample, prediction_id, header, editor, brush, preview, change,
-                    first_corner, rect_status, base, history]
+                    parts["min_area"] = gr.Number(
+                        value=400.0, minimum=0, label="Clean up: drop specks and holes smaller "
+                        "than (nm²)", elem_id="min-area")
+                    parts["snap"] = gr.Slider(0, 6, value=2, step=1,
+                                              label="Straighten steps up to (px)")
+                parts["cleanup"] = gr.Button("Clean up (Manhattan)", elem_id="cleanup-btn")
+            parts["author"] = gr.Textbox(value=studio.author, label="Saved as (reviewer)",
+                                         max_lines=1)
+    return parts
 
-    def current_masks(current, value, loaded):
-        view = studio.view(current)
-        predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
-        start = loaded if loaded is not None and loaded.shape == predicted.shape else predicted
-        return view, predicted, editing.edited_mask(value, start)
 
-    def width_of(choice, current):
-        steps = dict(brush_steps(studio.store.get_sample(current).nm_per_px))
-        return steps.get(choice, 4)
+def _cleanup(studio: Studio, current, value, loaded, area_nm2, snap_px, shown) -> tuple:
+    """Clean up (Manhattan): (editor, base, preview, change summary, unmarked picture)."""
+    if current is None:
+        return gr.skip(), gr.skip(), gr.skip(), "Pick a sample first.", gr.skip()
+    view, predicted, edited = tools.masks(studio, current, value, loaded)
+    try:
+        cleaned = clean_manhattan(edited, view.sample.nm_per_px, float(area_nm2 or 0),
+                                  snap_tolerance_px=int(snap_px))
+    except SemganError as exc:
+        gr.Warning(str(exc))
+        return gr.skip(), gr.skip(), gr.skip(), f"Clean up failed: {exc}", gr.skip()
+    added = int(np.count_nonzero(cleaned & ~edited))
+    removed = int(np.count_nonzero(edited & ~cleaned))
+    plain = render.change_picture(view.sem_image, predicted, cleaned)
+    return (*tools.reload(view.sem_image, cleaned), tools.preview_file(plain, shown),
+            f"Clean up: {added} px filled, {removed} px removed (specks, holes, stair steps)."
+            " Check the result, then save.", plain)
+
+
+def _save(studio: Studio, skip: list, current, value, loaded, pred_id, who, ids) -> list:
+    """Save the correction, run the automatic trigger, load the next sample (+ counters)."""
+    if current is None:
+        return skip
+    if editing.editor_mask(value) is None:
+        gr.Warning("The editor is empty: revert to the prediction or draw the layout.")
+        return skip
+    mask = tools.masks(studio, current, value, loaded)[2]
+    try:
+        pair = studio.store.save_correction(current, mask, (who or "").strip() or
+                                            studio.author, pred_id, kind="corrected")
+    except StoreError as exc:
+        gr.Warning(f"Not saved: {exc}")
+        return skip
+    nm = studio.store.get_sample(current).nm_per_px
+    if pair.iou_vs_prediction is not None:
+        what = fmt.change_summary(pair.pixels_added, pair.pixels_removed,
+                                  pair.iou_vs_prediction, nm)
+    else:
+        what = f"{int(mask.sum()):,} px of pattern (no prediction to compare with)"
+    message = (f"Saved sample {current} as corrected pair v{pair.version} "
+               f"({pair.split} split): {what}.")
+    fired = studio.after_pair_saved()  # the automatic trigger: threshold / drift alarm
+    if fired:
+        gr.Info(fired)
+        message += f" {fired}"
+    target = after_removal(ids, current)  # the Review tab refreshes the queue itself
+    return [*load(studio, target, ids, message), studio.counters()]
+
+
+def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> CorrectUI:
+    """Lay out the Correct tab and wire its own events."""
+    prediction_id = gr.State(None)
+    editor_sample = gr.State(None)  # the sample in the editor (stale when Review moved on)
+    base = gr.State(None)  # full-resolution mask the editor was last loaded with
+    parts = _layout(studio)
+    panel: tools.ToolPanel = parts["panel"]
+    editor, preview = parts["editor"], parts["preview"]
+    load_outputs = [sample, editor_sample, prediction_id, parts["header"], editor,
+                    parts["brush"], preview, parts["change"], panel.first_corner, panel.status,
+                    base, panel.history, panel.vertices, panel.plain, panel.bar.view,
+                    panel.bar.zoom, panel.bar.status]
 
     def set_brush(choice, current):
         if current is None or not choice:
             return gr.skip()
-        sample = studio.store.get_sample(current)
-        return gr.ImageEditor(**_tools(width_of(choice, current), (sample.height, sample.width)))
+        got = studio.store.get_sample(current)
+        width = dict(brush_steps(got.nm_per_px)).get(choice, 4)
+        return gr.ImageEditor(**_tools(width, (got.height, got.width)))
 
-    def revert(current, ids):
-        return load(studio, current, ids, "Reverted to the prediction.")
-
-    def refresh_preview(current, value, loaded):
+    def refresh_preview(current, value, loaded, shown):
         if current is None:
-            return gr.skip()
-        view, predicted, edited = current_masks(current, value, loaded)
-        return _preview(render.change_picture(view.sem_image, predicted, edited))
-
-    def click_corner(current, value, loaded, corner, mode, shift, past, evt: gr.SelectData):
-        if current is None:
-            return gr.skip(), gr.skip(), gr.skip(), None, "Pick a sample first.", gr.skip()
-        view, predicted, edited = current_masks(current, value, loaded)
-        grow = render.display_factor(view.sem_image.shape, PREVIEW_PX)
-        point = (int(evt.index[0]) // grow, int(evt.index[1]) // grow)
-        if corner is None and mode not in CLICK_MODES:
-            picture = _preview(render.mark_point(render.change_picture(
-                view.sem_image, predicted, edited), point, mode != RECT_MODES[1]))
-            return gr.skip(), gr.skip(), picture, point, (
-                f"First corner at x = {point[0]}, y = {point[1]} px: click the opposite "
-                "corner."), gr.skip()
-        nm = view.sample.nm_per_px
-        new = apply_tool(mode, edited, view.sem_image, point, corner, float(shift or 0), nm)
-        message = f"{mode} at x = {point[0]}, y = {point[1]} px"
-        if corner is not None:
-            rows, cols = np.nonzero(render.rectangle_mask(edited.shape, corner, point))
-            height, width = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
-            size = f"{width}×{height} px {{}} ({width * nm:g}×{height * nm:g} nm)"
-            message = (f"{'Added' if mode == RECT_MODES[0] else 'Removed'} a "
-                       f"{size.format('rectangle')}" if mode in RECT_MODES[:2]
-                       else f"Otsu threshold in a {size.format('box')}")
-        message += f": {int(np.count_nonzero(new != edited))} px changed."
-        return (*_reload(view.sem_image, new),
-                _preview(render.change_picture(view.sem_image, predicted, new)), None,
-                message, [*(past or []), edited])
-
-    def undo(current, past):
-        if current is None or not past:
-            return gr.skip(), gr.skip(), gr.skip(), "Nothing to undo.", gr.skip()
-        view = studio.view(current)
-        predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
-        return (*_reload(view.sem_image, past[-1]),
-                _preview(render.change_picture(view.sem_image, predicted, past[-1])),
-                "Undid the last tool (strokes drawn after it are undone too).", past[:-1])
-
-    def cleanup(current, value, loaded, area_nm2, snap_px):
-        if current is None:
-            return gr.skip(), gr.skip(), gr.skip(), "Pick a sample first."
-        view, predicted, edited = current_masks(current, value, loaded)
-        try:
-            cleaned = clean_manhattan(edited, view.sample.nm_per_px, float(area_nm2 or 0),
-                                      snap_tolerance_px=int(snap_px))
-        except SemganError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), gr.skip(), gr.skip(), f"Clean up failed: {exc}"
-        added = int(np.count_nonzero(cleaned & ~edited))
-        removed = int(np.count_nonzero(edited & ~cleaned))
-        return (*_reload(view.sem_image, cleaned),
-                _preview(render.change_picture(view.sem_image, predicted, cleaned)),
-                f"Clean up: {added} px filled, {removed} px removed (specks, holes, stair steps)."
-                " Check the result, then save.")
-
-    def save(current, value, loaded, pred_id, who, ids):
-        if current is None:
-            return [gr.skip()] * (len(load_outputs) + 1)
-        if editing.editor_mask(value) is None:
-            gr.Warning("The editor is empty: revert to the prediction or draw the layout.")
-            return [gr.skip()] * (len(load_outputs) + 1)
-        mask = current_masks(current, value, loaded)[2]
-        try:
-            pair = studio.store.save_correction(current, mask, (who or "").strip() or
-                                                studio.author, pred_id, kind="corrected")
-        except StoreError as exc:
-            gr.Warning(f"Not saved: {exc}")
-            return [gr.skip()] * (len(load_outputs) + 1)
-        nm = studio.store.get_sample(current).nm_per_px
-        if pair.iou_vs_prediction is not None:
-            what = fmt.change_summary(pair.pixels_added, pair.pixels_removed,
-                                      pair.iou_vs_prediction, nm)
-        else:
-            what = f"{int(mask.sum()):,} px of pattern (no prediction to compare with)"
-        message = (f"Saved sample {current} as corrected pair v{pair.version} "
-                   f"({pair.split} split): {what}.")
-        fired = studio.after_pair_saved()  # the automatic trigger: threshold / drift alarm
-        if fired:
-            gr.Info(fired)
-            message += f" {fired}"
-        target = after_removal(ids, current)  # the Review tab refreshes the queue itself
-        return [*load(studio, target, ids, message), studio.counters()]
+            return gr.skip(), gr.skip()
+        view, predicted, edited = tools.masks(studio, current, value, loaded)
+        plain = render.change_picture(view.sem_image, predicted, edited)
+        return tools.preview_file(plain, shown), plain
 
     def move(step):
-        def handler(current, ids):
-            return load(studio, step_in_queue(ids, current, step), ids)
-        return handler
+        return lambda current, ids: load(studio, step_in_queue(ids, current, step), ids)
 
-    brush.change(set_brush, [brush, editor_sample], editor, show_progress="hidden")
-    revert_btn.click(revert, [editor_sample, queue], load_outputs)
+    skip = [gr.skip()] * (len(load_outputs) + 1)
+    parts["brush"].change(set_brush, [parts["brush"], editor_sample], editor,
+                          show_progress="hidden")
+    parts["revert"].click(lambda current, ids: load(studio, current, ids, "Reverted to the "
+                                                    "prediction."), [editor_sample, queue],
+                          load_outputs)
     # No live preview on editor.change: each one uploads the whole canvas and blocks drawing
     # while it runs (seconds on a 2048² image). The preview refreshes on request instead.
-    preview_btn.click(refresh_preview, [editor_sample, editor, base], preview)
-    preview.select(click_corner, [editor_sample, editor, base, first_corner, rect_mode, shift_nm,
-                                  history],
-                   [editor, base, preview, first_corner, rect_status, history])
-    undo_btn.click(undo, [editor_sample, history], [editor, base, preview, rect_status, history])
-    rect_cancel.click(lambda: (None, "Rectangle cancelled."), None, [first_corner, rect_status])
-    cleanup_btn.click(cleanup, [editor_sample, editor, base, min_area, snap],
-                      [editor, base, preview, change])
-    save_btn.click(save, [editor_sample, editor, base, prediction_id, author, queue],
-                   [*load_outputs, counters])
-    prev_btn.click(move(-1), [editor_sample, queue], load_outputs)
-    next_btn.click(move(1), [editor_sample, queue], load_outputs)
-    return CorrectUI(load_outputs, editor_sample, prev_btn, next_btn)
+    parts["refresh"].click(refresh_preview, [editor_sample, editor, base, panel.bar.view],
+                           [preview, panel.plain])
+    correct_clicks.wire(studio, panel, editor_sample, editor, base, preview)
+    parts["cleanup"].click(lambda *args: _cleanup(studio, *args),
+                           [editor_sample, editor, base, parts["min_area"], parts["snap"],
+                            panel.bar.view], [editor, base, preview, parts["change"], panel.plain])
+    parts["save"].click(lambda *args: _save(studio, skip, *args),
+                        [editor_sample, editor, base, prediction_id, parts["author"], queue],
+                        [*load_outputs, counters])
+    parts["prev"].click(move(-1), [editor_sample, queue], load_outputs)
+    parts["next"].click(move(1), [editor_sample, queue], load_outputs)
+    return CorrectUI(load_outputs, editor_sample, parts["prev"], parts["next"])
