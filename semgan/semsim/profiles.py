@@ -53,27 +53,30 @@ KNOBS: dict[str, tuple[float | None, float | None, str]] = {
 SCAN_DIRECTIONS: dict[str, float] = {"left_to_right": 1.0, "right_to_left": -1.0}
 
 
-def _as_range(name: str, value: object) -> Range:
-    """Coerce ``value`` (a number or a [lo, hi] pair) into a validated float range."""
-    if isinstance(value, bool):
-        raise ProfileError(f"{name}: expected a number or [low, high], got {value!r}")
-    if isinstance(value, int | float):
+def check_range(name: str, value: object, allowed_low: float | None, allowed_high: float | None,
+                label: str | None = None) -> Range:
+    """Coerce ``value`` (a number or a [low, high] pair) into a finite float range inside the
+    allowed bounds (None: unbounded); ``label`` names the knob in the out-of-bounds error."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
         value = (value, value)
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ProfileError(f"{name}: expected [low, high], got {value!r}")
-    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
-        raise ProfileError(f"{name}: range bounds must be numbers, got {value!r}")
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)):
+        raise ProfileError(f"{name}: expected a number or [low, high], got {value!r}")
     lo, hi = float(value[0]), float(value[1])
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ProfileError(f"{name}: range bounds must be finite, got {value!r}")
     if lo > hi:
         raise ProfileError(f"{name}: low {lo} is above high {hi}; write [low, high]")
-    allowed_lo, allowed_hi, meaning = KNOBS[name]
-    if (allowed_lo is not None and lo < allowed_lo) or (allowed_hi is not None and hi > allowed_hi):
-        raise ProfileError(
-            f"{name} ({meaning}): [{lo}, {hi}] is outside the allowed [{allowed_lo}, {allowed_hi}]"
-        )
+    if (allowed_low is not None and lo < allowed_low) or (allowed_high is not None and hi > allowed_high):
+        raise ProfileError(f"{label or name}: [{lo}, {hi}] is outside the allowed "
+                           f"[{allowed_low}, {allowed_high}]")
     return lo, hi
+
+
+def _as_range(name: str, value: object) -> Range:
+    """A knob's range, validated against its bounds in ``KNOBS``."""
+    allowed_lo, allowed_hi, meaning = KNOBS[name]
+    return check_range(name, value, allowed_lo, allowed_hi, f"{name} ({meaning})")
 
 
 @dataclass(frozen=True)

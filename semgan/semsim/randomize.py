@@ -20,7 +20,7 @@ import numpy as np
 
 from semgan.semsim import SimulationError
 from semgan.semsim.effects import RandomizedSample, image_with_params
-from semgan.semsim.profiles import ProfileError
+from semgan.semsim.profiles import ProfileError, check_range
 from semgan.semsim.space import (
     DEFAULT_HELD_OUT,
     MIN_GREY_SPAN,
@@ -28,7 +28,6 @@ from semgan.semsim.space import (
     SPLITS,
     HeldOutRegion,
     Range,
-    check_range,
     contrast_to_noise,
     is_held_out,
     prints_minimum_features,

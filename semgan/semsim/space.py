@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from semgan.layouts.procedural import MIN_CD_NM, MIN_SPACE_NM
 from semgan.semsim.printing import MIN_BLUR_PX, print_threshold
-from semgan.semsim.profiles import KNOBS, ProfileError
+from semgan.semsim.profiles import KNOBS, ProfileError, check_range
 
 Range = tuple[float, float]
 
@@ -114,23 +114,6 @@ def prints_minimum_features(params: Mapping[str, float]) -> bool:
     contact_peak = math.erf(MIN_CD_NM / (2.0 * math.sqrt(2.0) * sigma)) ** 2
     space_centre = 1.0 - math.erf(MIN_SPACE_NM / (2.0 * math.sqrt(2.0) * sigma))
     return contact_peak - threshold > PRINT_MARGIN and threshold - space_centre > PRINT_MARGIN
-
-
-def check_range(name: str, value: object, allowed_low: float, allowed_high: float) -> Range:
-    """Coerce ``value`` (a number or a [low, high] pair) into a range inside the allowed bounds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = (value, value)
-    if (not isinstance(value, list | tuple) or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)):
-        raise ProfileError(f"{name}: expected a number or [low, high], got {value!r}")
-    low, high = float(value[0]), float(value[1])
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ProfileError(f"{name}: range bounds must be finite, got {value!r}")
-    if low > high:
-        raise ProfileError(f"{name}: low {low} is above high {high}; write [low, high]")
-    if low < allowed_low or high > allowed_high:
-        raise ProfileError(f"{name}: [{low}, {high}] is outside the allowed [{allowed_low}, {allowed_high}]")
-    return low, high
 
 
 @dataclass(frozen=True)
