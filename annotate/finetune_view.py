@@ -13,9 +13,11 @@ from loop.finetune import FinetuneConfig
 from loop.jobs import (
     FINETUNE,
     TRAINING_KINDS,
+    Check,
     FinetunePlan,
     FinetuneRequest,
     FinetuneResult,
+    GateResult,
 )
 from loop.triggers import TriggerError, TriggerState, describe_due
 from store import Counts, Job, Store
@@ -204,31 +206,30 @@ def _number(value: object, spec: str) -> str:
     return fmt.number(float(value), spec) if isinstance(value, int | float) else "—"
 
 
-def checks_html(checks: list[dict]) -> str:
+def checks_html(checks: tuple[Check, ...]) -> str:
     """The gate's rules with production, candidate, change, limit and pass/fail."""
     if not checks:
         return ""
     rows = "".join(
-        f"<tr><td>{html.escape(c['name'])}</td><td>{_number(c['production'], '{:.4f}')}</td>"
-        f"<td>{_number(c['candidate'], '{:.4f}')}</td><td>{_number(c['change'], '{:+.4f}')}</td>"
-        f"<td>{html.escape(c['limit'])}</td><td class='{'sg-pass' if c['passed'] else 'sg-fail'}'>"
-        f"{'pass' if c['passed'] else 'FAIL'}</td></tr>" for c in checks)
+        f"<tr><td>{html.escape(c.name)}</td><td>{_number(c.production, '{:.4f}')}</td>"
+        f"<td>{_number(c.candidate, '{:.4f}')}</td><td>{_number(c.change, '{:+.4f}')}</td>"
+        f"<td>{html.escape(c.limit)}</td><td class='{'sg-pass' if c.passed else 'sg-fail'}'>"
+        f"{'pass' if c.passed else 'FAIL'}</td></tr>" for c in checks)
     return ("<table class='sg-metrics'><caption>Gate rules</caption><tr><th>rule</th>"
             "<th>production</th><th>candidate</th><th>change</th><th>limit</th><th>result</th>"
             f"</tr>{rows}</table>")
 
 
-def gate_metrics_html(gate: dict) -> str:
-    """Both models' figures on old and new data, side by side."""
+def gate_metrics_html(gate: GateResult) -> str:
+    """Both models' figures on old and new data (or per adapted tool), side by side."""
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in GATE_COLUMNS)
     rows = ""
-    tools = sorted(gate.get("candidate", {}).get("tools") or {})
+    tools = sorted(gate.candidate.get("tools") or {})
     sets = [(("tools", tool), f"tool {tool.removeprefix('tool:')} (its held-out pairs)")
             for tool in tools] or list(DATA_SETS)
     for key, label in sets:
-        for who, version in (("production", gate.get("production_version")),
-                             ("candidate", gate.get("candidate_version"))):
-            figures = gate.get(who, {})
+        for who, version, figures in (("production", gate.production_version, gate.production),
+                                      ("candidate", gate.candidate_version, gate.candidate)):
             metrics = (figures.get(key[0], {}).get(key[1]) if isinstance(key, tuple)
                        else figures.get(key)) or {}
             cells = "".join(f"<td>{_number(metrics.get(k), f)}</td>" for k, _, f in GATE_COLUMNS)
@@ -250,34 +251,31 @@ def verdict_html(job: Job | None) -> str:
         return (f"<div class='sg-badge sg-badge-bad'><b>Job {job.id} {job.status}</b>: {what}"
                 "</div><div class='sg-muted'>No candidate was judged; production is "
                 "unchanged.</div>")
-    gate = result.gate
+    gate, summary = result.gate, result.summary
     word = DECISION_WORDS.get(result.decision, result.decision)
-    candidate, production = result.candidate_version, gate.get("production_version")
+    candidate, production = result.candidate_version, gate.production_version
     after = {"promoted": f"now in production (was v{production})",
              "rejected": f"production stays v{production}"}.get(word, "")
     css = "sg-badge-ok" if word == "promoted" else "sg-badge-bad"
-    summary = result.summary
-    pairs = summary.get("pairs_used") or {}
-    if summary.get("strategy") == "tools":
-        facts = "; ".join(f"{tool.removeprefix('tool:')}: {t.get('steps')} steps in "
-                          f"{duration(t.get('seconds'))}, {t.get('train_pairs')} train / "
-                          f"{t.get('holdout_pairs')} held-out pairs"
-                          for tool, t in (summary.get("tools") or {}).items())
-        facts += f"; gate {duration(gate.get('seconds'))}; finished {fmt.when(job.finished)}"
+    pairs = summary.pairs_used
+    if summary.strategy == "tools":
+        facts = "; ".join(f"{tool.removeprefix('tool:')}: {t.steps} steps in "
+                          f"{duration(t.seconds)}, {t.train_pairs} train / "
+                          f"{t.holdout_pairs} held-out pairs" for tool, t in summary.tools.items())
+        facts += f"; gate {duration(gate.seconds)}; finished {fmt.when(job.finished)}"
     else:
-        facts = (f"{summary.get('steps', '—')} steps ({summary.get('epochs', '—')} epochs) in "
-                 f"{duration(summary.get('train_seconds'))} on {summary.get('device', '?')}; "
-                 f"{pairs.get('corrected_pairs', '—')} corrected + "
+        epochs = "—" if summary.epochs is None else f"{summary.epochs:g}"
+        facts = (f"{summary.steps} steps ({epochs} epochs) in {duration(summary.train_seconds)} on "
+                 f"{summary.device or '?'}; {pairs.get('corrected_pairs', '—')} corrected + "
                  f"{pairs.get('anchor_pairs', '—')} anchor pairs; gate "
-                 f"{duration(gate.get('seconds'))} on {gate.get('holdout_pairs', 0)} held-out "
+                 f"{duration(gate.seconds)} on {gate.holdout_pairs} held-out "
                  f"pairs; finished {fmt.when(job.finished)}")
-    warnings = "".join(f"<div class='sg-notice'>⚠ {html.escape(w)}</div>"
-                       for w in summary.get("warnings", []))
+    warnings = "".join(f"<div class='sg-notice'>⚠ {html.escape(w)}</div>" for w in summary.warnings)
     return (f"<div class='sg-badge {css} sg-verdict-badge'><b>Job {job.id}: candidate "
             f"v{candidate} {word}</b> — {html.escape(after)}</div>"
             f"<div class='sg-why'><b>Why:</b> {html.escape(result.reason)}</div>"
             f"<div class='sg-muted'>{html.escape(facts)}</div>{warnings}"
-            f"{checks_html(gate.get('checks', []))}{gate_metrics_html(gate) if gate else ''}")
+            f"{checks_html(gate.checks)}{gate_metrics_html(gate)}")
 
 
 def history_rows(jobs: list[Job], now: float | None = None) -> list[list]:

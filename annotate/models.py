@@ -13,6 +13,7 @@ import numpy as np
 from annotate import editing, render
 from annotate import format as fmt
 from annotate.studio import Studio
+from loop.jobs import JobParamsError, TrainingSummary
 from loop.predict import predict_sem
 from semgan.errors import SemganError
 from semgan.experts import inference_files
@@ -24,7 +25,6 @@ REGISTRY_HEADERS = ["version", "parent", "status", "created", "pairs used", "hel
 AUDIT_HEADERS = ["when", "action", "version", "previous", "reason", "by"]
 METRIC_KEYS = (("iou", "IoU", "{:.3f}"), ("epe_mean_nm", "EPE", "{:.2f} nm"),
                ("ssim", "SSIM", "{:.3f}"), ("cd_abs_error_nm", "|CD|", "{:.2f} nm"))
-PAIR_KEYS = ("pairs_used", "n_pairs", "pairs", "train_pairs")
 DRAW_SIZE = 256
 
 
@@ -49,17 +49,18 @@ def metrics_text(metrics: dict) -> str:
 
 
 def pairs_used(model: ModelVersion) -> str:
-    """How many pairs the model was trained on, when its training summary says."""
-    for key in PAIR_KEYS:
-        value = model.training_summary.get(key)
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, dict) and isinstance(value.get("corrected_pairs"), int):
-            # A fine-tune: {"corrected_pairs": 50, "anchor_pairs": 200, …} (loop.finetune.run)
-            anchor = value.get("anchor_pairs")
-            return f"{value['corrected_pairs']} corrected" + \
-                (f" + {anchor} anchor" if isinstance(anchor, int) else "")
-    return "—"
+    """How many pairs the model learned from: a fine-tune's corrected (+ anchor) pairs, else the
+    items of the data its card names."""
+    if model.training_summary.get("pairs_used") is not None:  # a fine-tune (loop.jobs.TrainingSummary)
+        try:
+            used = TrainingSummary.from_dict(model.training_summary).pairs_used
+        except (JobParamsError, TypeError):
+            return "—"  # a summary of another shape: say nothing rather than guess
+        anchor = used.get("anchor_pairs")
+        return f"{used.get('corrected_pairs', '?')} corrected" + \
+            (f" + {anchor} anchor" if isinstance(anchor, int) else "")
+    items = (model.card.get("data_recipe") or {}).get("items")
+    return f"{items} training pairs" if isinstance(items, int) else "—"
 
 
 def registry_rows(studio: Studio) -> list[list]:

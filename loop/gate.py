@@ -20,12 +20,13 @@ import hashlib
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from loop.jobs import Check, GateResult
 from loop.pairs import export_split
 from semgan.errors import SemganError
 from semgan.evaluate import evaluate_folder
@@ -49,38 +50,6 @@ class GateConfig:
     min_iou_gain: float = 0.005  # per-tool adaptations: held-out IoU must rise by more than this
     min_win_probability: float = 0.9  # and P(mean gain > 0) by paired bootstrap at least this
     constant_output_range: float = 1e-3  # max−min of P(feature) below this = blank output
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule of the gate with both models' figures."""
-
-    name: str
-    candidate: float | None
-    production: float | None
-    change: float | None
-    limit: str
-    passed: bool
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The gate's verdict on a candidate, with every figure it was based on."""
-
-    candidate_version: int
-    production_version: int | None
-    decision: str  # "promote", "reject", or "none" (someone else decided first)
-    reason: str
-    checks: tuple[Check, ...]
-    candidate: dict  # {"old_data": metrics, "new_data": metrics}
-    production: dict
-    holdout_pairs: int
-    broken: str | None
-    seconds: float
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (the job result and the candidate's ``metrics["gate"]``)."""
-        return {**asdict(self), "checks": [asdict(c) for c in self.checks]}
 
 
 class BrokenModelError(SemganError):

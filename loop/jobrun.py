@@ -27,6 +27,7 @@ from loop.jobs import (
     FinetunePlan,
     FinetuneRequest,
     FinetuneResult,
+    TrainingSummary,
 )
 from loop.shutdown import Shutdown
 from loop.toolgate import adapted_tools, gate_tools
@@ -133,7 +134,7 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
             outcome = run_finetune(store, job.params, reporter, job.id)
             gate_state = {"phase": "gate", "candidate_version": outcome.candidate.version,
                           "anchor_test": str(outcome.anchor_test),
-                          "tile_size": outcome.tile_size, "summary": outcome.summary}
+                          "tile_size": outcome.tile_size, "summary": outcome.summary.to_dict()}
         else:
             reporter.log(f"resuming at the gate of candidate v{gate_state['candidate_version']}")
         candidate_version = gate_state["candidate_version"]
@@ -147,8 +148,8 @@ def _finetune(store: Store, job: Job, reporter: JobReporter) -> dict:
             gate = run_gate(store, candidate_version, Path(gate_state["anchor_test"]),
                             gate_state["tile_size"], config.gate, device=config.device,
                             log=reporter.log, check_cancel=reporter.check_cancel)
-        return FinetuneResult(candidate_version, gate.decision, gate.reason, gate.to_dict(),
-                              gate_state["summary"]).to_dict()
+        return FinetuneResult(candidate_version, gate.decision, gate.reason, gate,
+                              TrainingSummary.from_dict(gate_state["summary"])).to_dict()
     except JobInterrupted as exc:
         if candidate_version is not None:  # trained and registered: only the gate is left
             exc.resume = gate_state

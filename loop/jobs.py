@@ -131,18 +131,128 @@ class FinetunePlan:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One rule of the gate with both models' figures."""
+
+    name: str
+    candidate: float | None
+    production: float | None
+    change: float | None
+    limit: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's verdict on a candidate, with every figure it was based on (``loop.gate``)."""
+
+    candidate_version: int
+    production_version: int | None
+    decision: str  # "promote", "reject", or "none" (someone else decided first)
+    reason: str
+    checks: tuple[Check, ...]
+    candidate: dict  # {"old_data": metrics, "new_data": metrics} (per-tool gates: "tools" too)
+    production: dict
+    holdout_pairs: int
+    broken: str | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (the job result and the candidate's ``metrics["gate"]``)."""
+        return {**dataclasses.asdict(self), "checks": [dataclasses.asdict(c) for c in self.checks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        """Back from :meth:`to_dict`."""
+        return cls(**{**data, "checks": tuple(Check(**c) for c in data.get("checks", []))})
+
+
+@dataclass(frozen=True)
+class ToolTraining:
+    """One tool's adaptation in a per-tool fine-tune (``loop.finetune.tools``)."""
+
+    train_pairs: int
+    holdout_pairs: int
+    expert: str  # the expert's file in the model folder
+    grey_levels: str  # how its grey-level map was chosen
+    gain: float
+    offset: float
+    started_from: str
+    holdout_iou_start: float | None
+    holdout_iou_best: float | None
+    best_step: int | None
+    steps: int
+    seconds: float
+    stop_reason: str
+    history: list = dataclasses.field(default_factory=list)  # (step, loss, held-out IoU) rows
+
+
+# The shared strategy's composition of the candidate (loop.finetune.blend), kept flat in the JSON.
+COMPOSITION_KEYS = ("blend", "experts", "shared_pairs")
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What a fine-tune trained: the job result's ``summary`` and the candidate card's ``fine_tune``."""
+
+    job_id: int | None
+    trigger: str
+    reason: str
+    parent_version: int
+    init: str
+    pairs_used: dict[str, Any]
+    steps: int
+    train_seconds: float
+    wall_seconds: float
+    stop_reason: str
+    device: str | None
+    cpu_threads: int
+    config: dict[str, Any]  # FinetuneConfig.to_dict()
+    max_pair_id: int | None
+    strategy: str = "shared"  # "shared" (one generator fine-tuned) or "tools" (per-tool experts)
+    warnings: tuple[str, ...] = ()
+    tools: dict[str, ToolTraining] = dataclasses.field(default_factory=dict)
+    composition: dict[str, Any] = dataclasses.field(default_factory=dict)
+    epochs: float | None = None
+    epochs_planned: float | None = None
+    steps_planned: int | None = None
+    seconds_per_step: float | None = None
+    final_losses: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the composition's keys sit at the top level, as rows have always had them."""
+        data = dataclasses.asdict(self)
+        data.pop("composition")
+        return {**data, **self.composition, "warnings": list(self.warnings),
+                "tools": {tool: dataclasses.asdict(t) for tool, t in self.tools.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingSummary:
+        """Back from :meth:`to_dict`; unknown keys are refused, as a malformed row."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"composition"}
+        unknown = sorted(set(data) - fields - set(COMPOSITION_KEYS))
+        if unknown:
+            raise JobParamsError(f"training summary: unknown field(s) {unknown}")
+        values = {k: v for k, v in data.items() if k in fields}
+        values["warnings"] = tuple(values.get("warnings", ()))
+        values["tools"] = {tool: ToolTraining(**t) for tool, t in (values.get("tools") or {}).items()}
+        return cls(**values, composition={k: data[k] for k in COMPOSITION_KEYS if k in data})
+
+
+@dataclass(frozen=True)
 class FinetuneResult:
-    """A finished fine-tune: its candidate and the gate's verdict on it."""
+    """A finished fine-tune: its candidate, what it trained and the gate's verdict on it."""
 
     candidate_version: int
     decision: str  # "promote", "reject" or "none" (the gate could not apply it)
     reason: str
-    gate: dict[str, Any]  # loop.gate.GateResult.to_dict()
-    summary: dict[str, Any]  # the run's training summary (loop.finetune.run)
+    gate: GateResult
+    summary: TrainingSummary
 
     def to_dict(self) -> dict[str, Any]:
         """The job row's result."""
-        return dataclasses.asdict(self)
+        return {"candidate_version": self.candidate_version, "decision": self.decision,
+                "reason": self.reason, "gate": self.gate.to_dict(), "summary": self.summary.to_dict()}
 
     @classmethod
     def of(cls, job: Job) -> FinetuneResult | None:
@@ -150,8 +260,10 @@ class FinetuneResult:
         if job.kind != FINETUNE or job.status != "succeeded" or not job.result:
             return None
         try:
-            return cls(**job.result)
-        except TypeError as exc:
+            data = job.result
+            return cls(data["candidate_version"], data["decision"], data["reason"],
+                       GateResult.from_dict(data["gate"]), TrainingSummary.from_dict(data["summary"]))
+        except (TypeError, KeyError, JobParamsError) as exc:
             raise JobParamsError(f"job {job.id}: malformed fine-tune result ({exc})") from None
 
 

@@ -14,8 +14,7 @@ from annotate.app import build_ui
 from annotate.models import metrics_text, pairs_used
 from annotate.studio import Studio
 from loop.finetune import FinetuneConfig
-from loop.gate import Check, GateResult
-from loop.jobs import FinetunePlan
+from loop.jobs import Check, FinetunePlan, GateResult, TrainingSummary
 from loop.triggers import TriggerError, set_trigger_settings, trigger_settings, trigger_state
 from store import Job, Store
 
@@ -70,10 +69,17 @@ def gate_result(decision: str) -> dict:
     gate = GateResult(2, 1, decision, f"{decision} because of the rules", checks,
                       {"old_data": {**OLD, "iou": 0.905}, "new_data": {**NEW, "ssim": 0.55}},
                       {"old_data": OLD, "new_data": NEW}, 2, None, 4.2)
-    summary = {"steps": 120, "epochs": 6.0, "train_seconds": 75.0, "device": "cpu",
-               "pairs_used": {"corrected_pairs": 8, "anchor_pairs": 200}, "warnings": []}
     return {"candidate_version": 2, "decision": decision, "reason": gate.reason,
-            "gate": gate.to_dict(), "summary": summary}
+            "gate": gate.to_dict(), "summary": training_summary().to_dict()}
+
+
+def training_summary(**changes) -> TrainingSummary:
+    """A shared-strategy fine-tune's summary: 120 steps, 8 corrected + 200 anchor pairs."""
+    return replace(TrainingSummary(
+        job_id=1, trigger="manual", reason="manual request", parent_version=1, init="production v1",
+        pairs_used={"corrected_pairs": 8, "anchor_pairs": 200}, steps=120, train_seconds=75.0,
+        wall_seconds=80.0, stop_reason="completed", device="cpu", cpu_threads=1, config={},
+        max_pair_id=8, epochs=6.0), **changes)
 
 
 def finished_job(store: Store, decision: str = "promote") -> Job:
@@ -249,10 +255,13 @@ def test_durations_read_like_a_clock() -> None:
 
 
 def test_a_fine_tuned_model_lists_corrected_and_anchor_pairs(studio: Studio) -> None:
+    summary = training_summary(pairs_used={"corrected_pairs": 50, "anchor_pairs": 200})
     model = studio.store.register_model(studio.store.models_dir / "v2", "1" * 64, {}, {}, 1,
-                                        {"pairs_used": {"corrected_pairs": 50,
-                                                        "anchor_pairs": 200}}, {})
+                                        summary.to_dict(), {})
     assert pairs_used(model) == "50 corrected + 200 anchor"
+    installed = studio.store.register_model(studio.store.models_dir / "v3", "2" * 64, {},
+                                            {"data_recipe": {"items": 4000}}, None, {"source": "x"}, {})
+    assert pairs_used(installed) == "4000 training pairs"
 
 
 def test_the_tab_refresh_fills_every_component(studio: Studio,

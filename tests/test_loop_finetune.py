@@ -18,6 +18,7 @@ from loop.finetune import (
     mix_repeats,
     request_finetune,
 )
+from loop.jobs import FinetuneResult, TrainingSummary
 from loop.worker import run_job, run_worker
 from semgan.checkpoint import has_checkpoint
 from store import JobConflictError, Store
@@ -46,10 +47,12 @@ def test_candidate_summary_records_pairs_steps_and_device(store: Store) -> None:
     add_pairs(store, 8)
     job = request_finetune(store)
     run_worker(store.workspace, once=True)
-    summary = store.get_model(store.get_job(job.id).result["candidate_version"]).training_summary
-    assert summary["steps"] == 6
-    assert summary["pairs_used"]["corrected_pairs"] == store.counts().train_pairs
-    assert summary["device"].startswith("cpu")
+    summary = TrainingSummary.from_dict(
+        store.get_model(store.get_job(job.id).result["candidate_version"]).training_summary)
+    assert summary.steps == 6
+    assert summary.pairs_used["corrected_pairs"] == store.counts().train_pairs
+    assert summary.device.startswith("cpu")
+    assert FinetuneResult.of(store.get_job(job.id)).summary == summary
 
 
 def test_inference_export_gets_fresh_critics_noted_in_card(store: Store) -> None:

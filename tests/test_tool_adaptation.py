@@ -15,7 +15,7 @@ from loop.finetune import PrintReporter, run_finetune, set_finetune_config
 from loop.finetune.config import FinetuneConfig
 from loop.finetune.expert import ExpertRecipe, train_expert
 from loop.gate import GateConfig
-from loop.jobs import FinetuneRequest
+from loop.jobs import FinetuneRequest, FinetuneResult
 from loop.toolgate import judge_tool, paired_bootstrap, run_tool_gate, untouched_tools
 from loop.worker import run_worker
 from semgan.calibration import load_calibration, tool_key
@@ -64,8 +64,8 @@ def test_each_corrected_tool_gets_an_adaptation_and_the_shared_generator_is_unch
     calibration = load_calibration(folder)
     assert {t.tool for t in calibration.tools} == {"tool:sim:drifted", "tool:sim:noisy"}
     assert all((folder / t.expert).is_file() for t in calibration.tools)
-    assert outcome.summary["strategy"] == "tools"
-    assert set(outcome.summary["tools"]) == {"tool:sim:drifted", "tool:sim:noisy"}
+    assert outcome.summary.strategy == "tools"
+    assert set(outcome.summary.tools) == {"tool:sim:drifted", "tool:sim:noisy"}
     assert untouched_tools(folder, production, {"tool:sim:drifted", "tool:sim:noisy"}) == []
 
 
@@ -140,7 +140,7 @@ def test_untouched_tools_predict_bit_identically_after_a_fine_tune_of_another(st
     for tool in ("sim:clean", "cdsem-7"):  # tools without an adaptation
         assert np.array_equal(before.predict(image, tool=tool).probability,
                               after.predict(image, tool=tool).probability)
-    assert second.summary["tools"]["tool:sim:drifted"]["started_from"] == "its previous expert"
+    assert second.summary.tools["tool:sim:drifted"].started_from == "its previous expert"
 
 
 def test_paired_bootstrap_says_how_sure_a_gain_is() -> None:
@@ -221,7 +221,7 @@ def test_a_tools_fine_tune_runs_through_the_worker_and_the_gate_lists_each_tool(
     assert run_worker(store.workspace, once=True) == 1
     done = store.get_job(job.id)
     assert done.status == "succeeded", done.error
-    names = [c["name"] for c in done.result["gate"]["checks"]]
+    names = [c.name for c in FinetuneResult.of(done).gate.checks]
     assert any(n.startswith("tool:sim:drifted") for n in names)
     assert "every other tool bit-identical to production" in names
 

@@ -15,6 +15,7 @@ import pytest
 import loop.jobrun
 from loop.finetune import request_finetune
 from loop.finetune.register import resume_dir
+from loop.jobs import FinetuneResult
 from loop.worker import run_worker, spawn_worker, worker_pid
 from store import Store
 from tests.e2e.conftest import free_port
@@ -73,7 +74,7 @@ def test_sigterm_checkpoints_the_fine_tune_and_the_next_worker_resumes_it(
         assert done.status == "succeeded", done.error
         resumed = [line for line in done.log_lines if line.startswith("resuming from")]
         assert len(resumed) == 1 and int(resumed[0].rsplit(" ", 1)[1]) >= 5
-        assert done.result["summary"]["steps"] == 80
+        assert FinetuneResult.of(done).summary.steps == 80
         assert not resume_dir(store, job.id).exists()
 
 
@@ -230,7 +231,7 @@ def test_a_fine_tune_interrupted_three_times_still_trains_every_step_once(
         resumed = [int(line.rsplit(" ", 1)[1]) for line in done.log_lines
                    if line.startswith("resuming from")]
         assert done.status == "succeeded" and len(resumed) == 3
-        assert resumed == sorted(resumed) and done.result["summary"]["steps"] == 400
+        assert resumed == sorted(resumed) and FinetuneResult.of(done).summary.steps == 400
         assert not list((workspace / "models").glob(".finetune-*"))
 
 

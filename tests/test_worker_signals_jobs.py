@@ -66,7 +66,7 @@ def test_a_fine_tune_records_its_plan_and_the_tab_shows_epochs_from_it(tmp_path:
         assert epochs in progress_html(done)
         result = FinetuneResult.of(done)
         assert (result.candidate_version, result.decision in ("promote", "reject")) == (2, True)
-        assert result.gate["candidate_version"] == 2
+        assert (result.gate.candidate_version, result.summary.steps) == (2, plan.steps)
 
 
 def test_a_batch_result_reads_back_and_a_malformed_one_is_named(tmp_path: Path) -> None:
@@ -80,3 +80,25 @@ def test_a_batch_result_reads_back_and_a_malformed_one_is_named(tmp_path: Path) 
         store.claim_job(os.getpid())
         with pytest.raises(JobParamsError, match="malformed batch result"):
             BatchResult.of(store.finish_job(other.id, "succeeded", {"predicted": 1}))
+
+
+def test_training_summary_and_gate_result_round_trip_and_refuse_strangers() -> None:
+    from loop.jobs import Check, GateResult, ToolTraining, TrainingSummary
+
+    tool = ToolTraining(train_pairs=8, holdout_pairs=2, expert="expert-0.safetensors",
+                        grey_levels="identity", gain=1.0, offset=0.0, started_from="the shared generator",
+                        holdout_iou_start=0.4, holdout_iou_best=0.9, best_step=75, steps=100, seconds=60.0,
+                        stop_reason="patience", history=[[25, 0.3, 0.8]])
+    summary = TrainingSummary(job_id=3, trigger="manual", reason="r", parent_version=1, init="i",
+                              pairs_used={"corrected_pairs": 8}, steps=100, train_seconds=60.0,
+                              wall_seconds=70.0, stop_reason="done", device="cpu", cpu_threads=2,
+                              config={"strategy": "tools"}, max_pair_id=10, strategy="tools",
+                              tools={"tool:x": tool}, composition={"blend": 0.5}, warnings=("w",))
+    data = summary.to_dict()
+    assert data["blend"] == 0.5 and "composition" not in data  # the composition stays flat
+    assert TrainingSummary.from_dict(data) == summary
+    with pytest.raises(JobParamsError, match="unknown field"):
+        TrainingSummary.from_dict({**data, "stepz": 1})
+    gate = GateResult(2, 1, "reject", "why", (Check("IoU", 0.9, 0.8, 0.1, "> 0.005", True),),
+                      {"old_data": {}}, {"old_data": {}}, 2, None, 1.5)
+    assert GateResult.from_dict(gate.to_dict()) == gate

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loop.finetune.progress import Reporter
+from loop.jobs import TrainingSummary
 from store import ModelVersion, Store
 
 
@@ -19,7 +20,7 @@ class FinetuneOutcome:
     """A registered candidate and what the gate needs next."""
 
     candidate: ModelVersion
-    summary: dict
+    summary: TrainingSummary
     anchor_test: Path
     tile_size: int
 
@@ -35,7 +36,7 @@ def drift_reference(folders: tuple[Path, ...], nm_per_px: float) -> dict:
         nm_per_px).to_dict()
 
 
-def register_candidate(store: Store, trained: Path, config: dict, summary: dict,
+def register_candidate(store: Store, trained: Path, config: dict, summary: TrainingSummary,
                        reference: dict, production: ModelVersion, cutoff: int, nm_per_px: float,
                        job_id: int | None) -> ModelVersion:
     """Move the trained folder to models/vN, complete its card, register it as a candidate."""
@@ -45,11 +46,11 @@ def register_candidate(store: Store, trained: Path, config: dict, summary: dict,
         target = store.models_dir / f"v{version}-job{job_id or os.getpid()}"
     trained.rename(target)
     card = json.loads((target / "card.json").read_text())
-    card.update(nm_per_px=nm_per_px, drift_reference=reference, fine_tune=summary,
-                fine_tuned_from=f"model v{production.version}", init_note=summary["init"])
+    card.update(nm_per_px=nm_per_px, drift_reference=reference, fine_tune=summary.to_dict(),
+                fine_tuned_from=f"model v{production.version}", init_note=summary.init)
     (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     weights_sha = hashlib.sha256((target / "weights.safetensors").read_bytes()).hexdigest()
-    return store.register_model(target, weights_sha, config, card, production.version, summary,
+    return store.register_model(target, weights_sha, config, card, production.version, summary.to_dict(),
                                 {}, status="candidate", data_cutoff_pair_id=cutoff)
 
 

@@ -31,7 +31,7 @@ from loop.finetune.register import (
     take_resume,
 )
 from loop.finetune.tools import STRATEGY, run_tool_finetune
-from loop.jobs import FinetunePlan, FinetuneRequest
+from loop.jobs import FinetunePlan, FinetuneRequest, TrainingSummary
 from loop.pairs import export_split
 from semgan.calibration import save_calibration
 from semgan.checkpoint import (
@@ -186,24 +186,24 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
             config.tool_experts, config.lr_scale, reporter.log)
         if calibration is not None:
             save_calibration(calibration, work / "candidate")
-        summary = {
-            "job_id": job_id, "trigger": request.trigger, "reason": request.reason,
-            "parent_version": production.version, "init": init_note,
-            "pairs_used": {**recipe, "new_since_production": len(
+        summary = TrainingSummary(
+            job_id=job_id, trigger=request.trigger, reason=request.reason,
+            parent_version=production.version, init=init_note,
+            pairs_used={**recipe, "new_since_production": len(
                 [p for p in exported.pair_ids if p > production.data_cutoff_pair_id])},
-            **composition, "epochs_planned": config.epochs, "epochs": round(result.step / steps_per_epoch, 2),
-            "steps": result.step, "steps_planned": planned, "stop_reason": result.stop_reason,
-            "train_seconds": result.wall_seconds,
-            "seconds_per_step": round(result.wall_seconds / max(1, result.step), 4),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "device": json.loads((work / "candidate" / "card.json").read_text()).get("device"),
-            "cpu_threads": threads, "warnings": progress.warnings, "final_losses": result.losses,
-            "config": config.to_dict(), "max_pair_id": cutoff}
+            composition=composition, epochs_planned=config.epochs,
+            epochs=round(result.step / steps_per_epoch, 2), steps=result.step, steps_planned=planned,
+            stop_reason=result.stop_reason, train_seconds=result.wall_seconds,
+            seconds_per_step=round(result.wall_seconds / max(1, result.step), 4),
+            wall_seconds=round(time.perf_counter() - started, 1),
+            device=json.loads((work / "candidate" / "card.json").read_text()).get("device"),
+            cpu_threads=threads, warnings=tuple(progress.warnings), final_losses=result.losses,
+            config=config.to_dict(), max_pair_id=cutoff)
         candidate = register_candidate(store, work / "candidate", train_config.to_dict(), summary,
                                        drift_reference((anchors.train, exported.path), nm_per_px),
                                        production, cutoff, nm_per_px, job_id)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     reporter.log(f"registered candidate v{candidate.version} (parent v{production.version}) "
-                 f"after {summary['steps']} steps in {summary['train_seconds']:.0f} s")
+                 f"after {summary.steps} steps in {summary.train_seconds:.0f} s")
     return FinetuneOutcome(candidate, summary, anchors.test, tile)

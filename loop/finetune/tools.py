@@ -33,7 +33,7 @@ from loop.finetune.register import (
     keep_for_resume,
     register_candidate,
 )
-from loop.jobs import FinetunePlan, FinetuneRequest
+from loop.jobs import FinetunePlan, FinetuneRequest, ToolTraining, TrainingSummary
 from loop.pairs import ExportedPairs, export_split
 from semgan.calibration import (
     HISTOGRAM_BINS,
@@ -262,18 +262,18 @@ def run_tool_finetune(store: Store, request: FinetuneRequest, config: FinetuneCo
             raise JobInterrupted(f"{exc}; the checkpoint is kept and the next worker resumes "
                                  "from it") from None
         model_config = read_config(production.path)
-        summary = {
-            "job_id": job_id, "trigger": request.trigger, "reason": request.reason,
-            "strategy": STRATEGY, "parent_version": production.version,
-            "init": f"production v{production.version}'s folder; shared generator unchanged",
-            "tools": tools, "pairs_used": {"size": tile, "max_pair_id": cutoff,
-                                           "corrected_pairs": len(train.pair_ids),
-                                           "holdout_pairs": len(holdout.pair_ids)},
-            "steps": sum(t["steps"] for t in tools.values()),
-            "train_seconds": round(sum(t["seconds"] for t in tools.values()), 1),
-            "wall_seconds": round(time.perf_counter() - started, 1), "stop_reason": "done",
-            "device": str(device), "cpu_threads": torch.get_num_threads(), "warnings": [],
-            "config": config.to_dict(), "max_pair_id": cutoff}
+        summary = TrainingSummary(
+            job_id=job_id, trigger=request.trigger, reason=request.reason, strategy=STRATEGY,
+            parent_version=production.version,
+            init=f"production v{production.version}'s folder; shared generator unchanged",
+            tools={tool: ToolTraining(**t) for tool, t in tools.items()},
+            pairs_used={"size": tile, "max_pair_id": cutoff, "corrected_pairs": len(train.pair_ids),
+                        "holdout_pairs": len(holdout.pair_ids)},
+            steps=sum(t["steps"] for t in tools.values()),
+            train_seconds=round(sum(t["seconds"] for t in tools.values()), 1),
+            wall_seconds=round(time.perf_counter() - started, 1), stop_reason="done",
+            device=str(device), cpu_threads=torch.get_num_threads(), config=config.to_dict(),
+            max_pair_id=cutoff)
         candidate = register_candidate(store, candidate_dir, model_config.to_dict(), summary,
                                        drift_reference((anchors.train, train.path), nm_per_px),
                                        production, cutoff, nm_per_px, job_id)

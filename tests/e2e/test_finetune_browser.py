@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from loop.finetune import FinetuneConfig, set_finetune_config
+from loop.jobs import FinetuneResult
 from loop.worker import worker_pid
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
@@ -88,7 +89,7 @@ def test_fine_tune_now_shows_the_verdict_and_the_job_in_history(finetune_page,
     assert job.status == "succeeded"
     assert f"Job 1: candidate v2 {decision}" in verdict
     # the default per-tool fine-tune: the gate's rule and figures per corrected tool
-    tools = job.result["summary"]["tools"]
+    tools = FinetuneResult.of(job).summary.tools
     assert tools and all(f"{tool}: IoU on its held-out pairs" in verdict for tool in tools)
     assert all(f"tool {tool.removeprefix('tool:')} (its held-out pairs)" in verdict for tool in tools)
     assert "every other tool bit-identical to production" in verdict
