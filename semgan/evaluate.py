@@ -13,7 +13,9 @@ import numpy as np
 from semgan.baseline import otsu_baseline
 from semgan.data import DatasetError, read_manifest
 from semgan.imageio import load_image
+from semgan.layouts.families import OTHER_FAMILY, family_of
 from semgan.metrics import aggregate, evaluate_pair
+from semgan.semsim.space import HeldOutRegion, held_out_region
 
 BASELINE = "otsu-baseline"
 TARGETS = ("layout", "printed")
@@ -63,6 +65,7 @@ def evaluate_folder(
     manifest = read_manifest(data_dir)
     nm_per_px = float(manifest["nm_per_px"])
     items = manifest["items"][:limit] if limit else manifest["items"]
+    regions = _held_out_regions(manifest)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     for item in items:
         sem_image = np.rint(load_image(data_dir / item["sem"]).pixels * 255).astype(np.uint8)
@@ -71,7 +74,9 @@ def evaluate_folder(
             probability, mask = method(sem_image, nm_per_px)
             metrics = evaluate_pair(probability, mask, truth, nm_per_px)
             rows[name].append({"name": item["name"], "profile": item.get("profile", "?"),
-                               "source": item.get("source", {}).get("kind", "?"), **metrics})
+                               "source": item.get("source", {}).get("kind", "?"),
+                               "family": family_of(item.get("source", {})),
+                               "region": _region(item, regions), **metrics})
         if progress is not None:
             progress(1)
     result: dict[str, Any] = {"data": str(data_dir), "target": target, "nm_per_px": nm_per_px,
@@ -81,12 +86,30 @@ def evaluate_folder(
         for row in method_rows:
             groups[f"profile:{row['profile']}"].append(row)
             groups[f"source:{row['source']}"].append(row)
+            if row["family"] != OTHER_FAMILY:  # e.g. corrected pairs: no family to name
+                groups[f"family:{row['family']}"].append(row)
+            if row["region"] is not None:
+                groups[f"region:{row['region']}"].append(row)
         result["methods"][name] = {
             "overall": _numeric_mean(method_rows),
             "groups": {key: _numeric_mean(group) for key, group in sorted(groups.items())},
             "rows": method_rows,
         }
     return result
+
+
+def _held_out_regions(manifest: Mapping[str, Any]) -> dict[str, list[HeldOutRegion]]:
+    """Per randomized profile of the manifest, its held-out regions of the randomization space."""
+    return {name: [HeldOutRegion.from_dict(region) for region in definition.get("held_out", [])]
+            for name, definition in manifest.get("profile_definitions", {}).items()
+            if isinstance(definition, dict) and definition.get("kind") == "randomized"}
+
+
+def _region(item: Mapping[str, Any], regions: Mapping[str, list[HeldOutRegion]]) -> str | None:
+    """For a randomized tool's draw: the held-out region it lies in, or "train" outside them."""
+    if item.get("profile") not in regions or not item.get("tool_params"):
+        return None
+    return held_out_region(item["tool_params"], regions[item["profile"]]) or "train"
 
 
 def _numeric_mean(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -306,3 +306,104 @@ def clean_manhattan(
         return mask
     rings = [_remove_jogs(*_ring_edges(ring), snap_tolerance_px) for ring in trace_rings(mask)]
     return _winding_raster(rings, mask.shape)
+
+
+# --- Manhattan vectorisation of a probability map ------------------------------------------------
+
+SUBPIXEL_SEARCH_PX = 3  # how far across an edge the 0.5 crossing of the probability is looked for
+
+
+def _crossings(profile: np.ndarray, centres: np.ndarray, edge: float) -> np.ndarray:
+    # Per row of ``profile`` (rows × samples across the edge): the 0.5 crossing nearest ``edge``
+    # by linear interpolation between sample centres; NaN where the row never crosses 0.5.
+    above = profile >= 0.5
+    change = above[:, 1:] != above[:, :-1]
+    a, b = profile[:, :-1], profile[:, 1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(change, (a - 0.5) / (a - b), np.nan)
+    where = centres[:-1] + t * (centres[1:] - centres[:-1])
+    distance = np.where(change, np.abs(where - edge), np.inf)
+    nearest = np.argmin(distance, axis=1)
+    picked = where[np.arange(len(where)), nearest]
+    return np.where(np.isfinite(distance[np.arange(len(where)), nearest]), picked, np.nan)
+
+
+def _subpixel_positions(probability: np.ndarray, s: np.ndarray, vertical: np.ndarray) -> np.ndarray:
+    # Each edge moved to the median 0.5 crossing of the probability along its length (ends left
+    # out where the edge is long enough); edges with no crossing stay on their pixel boundary.
+    height, width = probability.shape
+    out = s.astype(np.float64)
+    n = len(s)
+    for k in range(n):
+        lo, hi = sorted((int(s[(k - 1) % n]), int(s[(k + 1) % n])))
+        if hi - lo > 4:
+            lo, hi = lo + 1, hi - 1
+        position = int(s[k])
+        first = max(position - SUBPIXEL_SEARCH_PX, 0)
+        last = min(position + SUBPIXEL_SEARCH_PX, width if vertical[k] else height)
+        if hi <= lo or last - first < 2:
+            continue
+        block = probability[lo:hi, first:last] if vertical[k] else probability[first:last, lo:hi].T
+        found = _crossings(block, np.arange(first, last) + 0.5, float(position))
+        found = found[np.isfinite(found)]
+        if len(found):
+            out[k] = float(np.median(found))
+    return out
+
+
+def manhattan_vectorize(
+    probability: np.ndarray,
+    nm_per_px: float,
+    min_area_nm2: float,
+    *,
+    snap_tolerance_px: int = 2,
+    grid_nm: float | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Manhattan outlines of a probability map with sub-pixel edges.
+
+    The mask ``probability ≥ 0.5`` is cleaned as by :func:`clean_manhattan` (specks, small holes,
+    stair steps up to ``snap_tolerance_px``); then every edge moves to the median position, along
+    its length, where the probability crosses 0.5 (linear interpolation between pixel centres),
+    and, with ``grid_nm``, onto the nearest multiple of that design grid (in the x-right, y-up nm
+    coordinates of :func:`vector_polygons` with its origin at the image's bottom-left). Each ring is returned as
+    (edge positions in pixels, float; vertical flags): edge k is a column (vertical) or a row, and
+    it runs between the positions of edges k-1 and k+1, as ``_remove_jogs`` keeps them.
+    """
+    image = as_unit_float(_check_shape(probability), "probability")
+    scale = _check_pixel_size(nm_per_px)
+    if grid_nm is not None and not (math.isfinite(grid_nm) and grid_nm > 0):
+        raise PolygonError(f"grid_nm must be a positive number of nm, got {grid_nm!r}")
+    min_area_px = min_area_nm2 / scale**2
+    mask = _fill_small_holes(_drop_small(image >= 0.5, min_area_px), min_area_px)
+    rings = []
+    for ring in trace_rings(mask):
+        s, vertical = _remove_jogs(*_ring_edges(ring), snap_tolerance_px)
+        positions = _subpixel_positions(image, s, vertical)
+        if grid_nm is not None:  # on the grid of vector_polygons' coordinates (x right, y up)
+            height = image.shape[0]
+            nm = np.where(vertical, positions, height - positions) * scale
+            snapped = np.round(nm / grid_nm) * grid_nm / scale
+            positions = np.where(vertical, snapped, height - snapped)
+        rings.append((positions, vertical))
+    return rings
+
+
+def vector_raster(rings: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]) -> np.ndarray:
+    """Rasterise :func:`manhattan_vectorize` rings: a pixel is inside when its centre is."""
+    return _winding_raster([(np.floor(positions + 0.5).astype(np.int64), vertical)
+                            for positions, vertical in rings], shape)
+
+
+def vector_polygons(rings: list[tuple[np.ndarray, np.ndarray]], height_px: int, nm_per_px: float,
+                    origin_nm: tuple[float, float] = (0.0, 0.0)) -> list[np.ndarray]:
+    """:func:`manhattan_vectorize` rings as (N, 2) nm vertex arrays (x right, y up), as for GDS."""
+    scale = _check_pixel_size(nm_per_px)
+    polygons = []
+    for positions, vertical in rings:
+        n = len(positions)
+        # The corner after edge k: a vertical edge's column with the next (horizontal) edge's row.
+        corners = [(positions[k], positions[(k + 1) % n]) if vertical[k] else
+                   (positions[(k + 1) % n], positions[k]) for k in range(n)]
+        points = np.array([(col, height_px - row) for col, row in corners], dtype=np.float64)
+        polygons.append(points * scale + np.asarray(origin_nm, dtype=np.float64))
+    return polygons

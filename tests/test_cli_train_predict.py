@@ -227,3 +227,30 @@ def test_evaluate_with_two_models_prints_and_saves_their_paired_comparison(
     assert main(["export", "--model", str(trained), "--out", str(tmp_path / "shipped"), "--evaluation", str(out)]) == 0
     card = json.loads((tmp_path / "shipped" / "card.json").read_text())
     assert card["evaluations"][0]["comparisons"][0]["second"] == "model'"
+
+
+def test_train_on_two_folders_records_both(trained: Path, tmp_path: Path) -> None:
+    other = write_synth_folder(tmp_path / "other", seed=5)
+    out = tmp_path / "two"
+    code = main(["train", "--data", str(trained.parent / "data"), "--data", str(other), "--out", str(out),
+                 "--init-from", str(trained), "--steps", "1"])
+    assert code == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["data_recipe"]["items"] == 12
+    assert [part["items"] for part in card["data_recipe"]["parts"]] == [6, 6]
+    assert f"--data {trained.parent / 'data'} --data {other} --out {out}" in card["command"]
+
+
+def test_fine_tune_from_an_export_needs_its_critics(trained: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(trained.parent / "data")
+    with_critics, without = tmp_path / "with", tmp_path / "without"
+    assert main(["export", "--model", str(trained), "--out", str(with_critics), "--critics"]) == 0
+    assert main(["export", "--model", str(trained), "--out", str(without)]) == 0
+    # From an export with critics (as the shipped default is): fresh Adam moments, trained weights.
+    assert main(["train", "--data", data, "--out", str(tmp_path / "a"), "--init-from", str(with_critics),
+                 "--steps", "1"]) == 0
+    assert json.loads((tmp_path / "a" / "card.json").read_text())["fine_tuned_from"] == str(with_critics.resolve())
+    assert main(["train", "--data", data, "--out", str(tmp_path / "b"), "--init-from", str(without),
+                 "--steps", "1"]) == 2
+    assert "export made with --critics" in capsys.readouterr().err

@@ -51,7 +51,9 @@ def test_inverted_method_scores_worse_than_baseline(data_dir: Path) -> None:
     methods = result["methods"]
     assert methods[BASELINE]["overall"]["iou"] > 0.8
     assert methods["inverted"]["overall"]["iou"] < 0.3
-    assert set(methods[BASELINE]["groups"]) == {"profile:clean", "profile:noisy", "source:procedural"}
+    groups = set(methods[BASELINE]["groups"])
+    assert {key for key in groups if not key.startswith("family:")} == {"profile:clean", "profile:noisy",
+                                                                        "source:procedural"}
     assert methods[BASELINE]["groups"]["profile:clean"]["count"] == 2
 
 
@@ -93,3 +95,28 @@ def test_examples_cover_every_profile_before_repeating() -> None:
     manifest = {"items": [{"name": str(i), "profile": p, "source": {"kind": "procedural"}}
                           for i, p in enumerate(["a", "a", "a", "b", "c"])]}
     assert [item["name"] for item in pick_examples(manifest, 4)] == ["0", "3", "4", "1"]
+
+
+def test_groups_by_layout_family_and_held_out_region(tmp_path: Path) -> None:
+    import json
+
+    from semgan.layouts.families import family_of
+    from semgan.semsim.space import DEFAULT_HELD_OUT, held_out_region
+
+    write_dataset(tmp_path / "v", 3, size=64, profiles=resolve_profiles("random:validation"), seed=3)
+    write_dataset(tmp_path / "t", 3, size=64, profiles=resolve_profiles("random:train"), seed=3)
+    for folder, inside in (("v", True), ("t", False)):
+        items = json.loads((tmp_path / folder / "manifest.json").read_text())["items"]
+        result = evaluate_folder(tmp_path / folder, {BASELINE: baseline_method})
+        rows, groups = (result["methods"][BASELINE][key] for key in ("rows", "groups"))
+        regions = [held_out_region(item["tool_params"], DEFAULT_HELD_OUT) or "train" for item in items]
+        assert [row["region"] for row in rows] == regions
+        assert all((region != "train") == inside for region in regions)
+        assert {f"region:{r}" for r in regions} | {f"family:{family_of(i['source'])}" for i in items} <= set(groups)
+        assert sum(groups[key]["count"] for key in groups if key.startswith("family:")) == 3
+
+
+def test_named_profiles_have_no_region_group(data_dir: Path) -> None:
+    result = evaluate_folder(data_dir, {BASELINE: baseline_method})
+    assert not any(key.startswith("region:") for key in result["methods"][BASELINE]["groups"])
+    assert all(row["region"] is None for row in result["methods"][BASELINE]["rows"])

@@ -189,3 +189,56 @@ def test_narrow_line_end_is_not_snapped_away():
 def test_clean_manhattan_rejects_3d_input():
     with pytest.raises(PolygonError):
         clean_manhattan(np.zeros((4, 4, 3)), nm_per_px=4.0, min_area_nm2=10.0)
+
+
+# --- manhattan_vectorize -------------------------------------------------------------------------
+
+
+def ramp_rectangle(left: float, right: float, top: float, bottom: float, shape=(48, 64)) -> np.ndarray:
+    """A probability that crosses 0.5 exactly at the given (sub-pixel) edges, linearly over ±1 px."""
+    rows, cols = np.arange(shape[0]) + 0.5, np.arange(shape[1]) + 0.5
+    across = np.minimum(np.clip(0.5 + (cols - left) / 2, 0, 1), np.clip(0.5 + (right - cols) / 2, 0, 1))
+    down = np.minimum(np.clip(0.5 + (rows - top) / 2, 0, 1), np.clip(0.5 + (bottom - rows) / 2, 0, 1))
+    return np.minimum(down[:, None], across[None, :])
+
+
+def test_vectorize_places_edges_at_the_sub_pixel_crossing() -> None:
+    from semgan.polygons import manhattan_vectorize
+
+    [(positions, vertical)] = manhattan_vectorize(ramp_rectangle(10.3, 40.6, 8.2, 30.75), 4.0, 100.0)
+    edges = sorted(zip(vertical.tolist(), positions.tolist(), strict=True))
+    assert [v for v, _ in edges] == [False, False, True, True]
+    assert [p for _, p in edges] == pytest.approx([8.2, 30.75, 10.3, 40.6], abs=1e-6)
+
+
+def test_vectorize_straightens_a_wobbly_edge_to_its_median() -> None:
+    from semgan.polygons import manhattan_vectorize, vector_raster
+
+    probability = ramp_rectangle(10.0, 40.0, 8.0, 32.0)
+    probability[12, 38:41] = [1.0, 1.0, 1.0]  # one row bulges a pixel out of the right edge
+    probability[20, 39] = 0.0  # and one notches in
+    rings = manhattan_vectorize(probability, 4.0, 100.0)
+    expected = np.zeros_like(probability, bool)
+    expected[8:32, 10:40] = True
+    assert np.array_equal(vector_raster(rings, probability.shape), expected)
+
+
+def test_vectorize_snaps_to_a_design_grid_and_gives_nm_polygons() -> None:
+    from semgan.polygons import manhattan_vectorize, vector_polygons
+
+    rings = manhattan_vectorize(ramp_rectangle(10.3, 40.6, 8.2, 30.75), 4.0, 100.0, grid_nm=10.0)
+    [polygon] = vector_polygons(rings, 48, 4.0)
+    xs, ys = sorted(set(polygon[:, 0].round(6))), sorted(set(polygon[:, 1].round(6)))
+    assert xs == [40.0, 160.0]  # 10.3 px = 41.2 nm → 40; 40.6 px = 162.4 nm → 160
+    assert ys == [70.0, 160.0]  # y up from 192 nm: bottom (48 - 30.75)·4 = 69 → 70, top 159.2 → 160
+    with pytest.raises(PolygonError, match="grid_nm"):
+        manhattan_vectorize(ramp_rectangle(10, 40, 8, 30), 4.0, 100.0, grid_nm=0.0)
+
+
+def test_vectorize_drops_specks_and_keeps_an_empty_map_empty() -> None:
+    from semgan.polygons import manhattan_vectorize
+
+    speck = np.zeros((32, 32))
+    speck[5:7, 5:7] = 1.0
+    assert manhattan_vectorize(speck, 4.0, 100.0) == []
+    assert manhattan_vectorize(np.zeros((16, 16)), 4.0, 100.0) == []

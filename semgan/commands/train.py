@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the train options."""
-    parser.add_argument("--data", type=Path, required=True, help="paired data folder (manifest.json)")
+    parser.add_argument("--data", type=Path, required=True, action="append",
+                        help="paired data folder (manifest.json); repeat to train on several folders "
+                             "as one (same pixel size), e.g. randomized tools beside the named profiles")
     parser.add_argument("--out", type=Path, required=True, help="model folder; resumed when it holds a checkpoint")
     parser.add_argument("--preset", choices=("tiny", "default", "l1only"),
                         help="model/loss preset (default: the checkpoint's when resuming or fine-tuning, "
@@ -72,11 +74,14 @@ def _config(args: argparse.Namespace, data_nm_per_px: float) -> ExperimentConfig
 
 def _command_line(args: argparse.Namespace, config: ExperimentConfig) -> str:
     """The exact command, every setting explicit, so the card reproduces the run."""
-    parts = ["python", "-m", "semgan", "train", "--data", str(args.data), "--out", str(args.out),
-             "--preset", args.preset or config.preset, "--steps", str(config.train.steps),
-             "--device", config.train.device, "--crop", str(config.data.crop_size),
-             "--batch", str(config.data.batch_size), "--seed", str(config.train.seed),
-             "--precision", config.train.precision]
+    parts = ["python", "-m", "semgan", "train"]
+    for folder in args.data:
+        parts += ["--data", str(folder)]
+    parts += ["--out", str(args.out),
+              "--preset", args.preset or config.preset, "--steps", str(config.train.steps),
+              "--device", config.train.device, "--crop", str(config.data.crop_size),
+              "--batch", str(config.data.batch_size), "--seed", str(config.train.seed),
+              "--precision", config.train.precision]
     if config.data.holdout_fraction:
         parts += ["--holdout-fraction", str(config.data.holdout_fraction)]
     parts.append("--standardize" if config.data.standardize else "--no-standardize")
@@ -98,18 +103,20 @@ def _lr_scale(args: argparse.Namespace) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Train, printing where the model, log and samples went; 130 when interrupted (resumable)."""
-    from semgan.data import PairedDataset, read_manifest
+    from semgan.data import ConcatPairedDataset, PairedDataset, read_manifest
     from semgan.train.loop import fit
 
     if not _lr_scale(args) > 0:
         raise SemganError(f"--lr-scale must be positive, got {args.lr_scale}")
-    config = _config(args, float(read_manifest(args.data)["nm_per_px"]))
-    dataset = PairedDataset(
-        args.data, config.data.crop_size, augment=True,
+    config = _config(args, float(read_manifest(args.data[0])["nm_per_px"]))
+    parts = [PairedDataset(
+        folder, config.data.crop_size, augment=True,
         split="train" if config.data.holdout_fraction > 0 else None, nm_per_px=config.data.nm_per_px,
         holdout_fraction=config.data.holdout_fraction, seed=config.train.seed,
         flip_horizontal=config.data.flip_horizontal, flip_vertical=config.data.flip_vertical,
         standardize=config.data.sem_standardization(), row_drift=config.data.row_drift_augment)
+        for folder in args.data]
+    dataset = parts[0] if len(parts) == 1 else ConcatPairedDataset(parts)
     result = fit(config, dataset, args.out, resume=not args.no_resume, init_from=args.init_from,
                  lr_scale=_lr_scale(args), command=_command_line(args, config), progress=True)
     if int(os.environ.get("RANK", 0)) == 0:

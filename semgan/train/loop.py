@@ -129,8 +129,10 @@ def _fit(config: ExperimentConfig, dataset: PairedDataset, out_dir: Path, callba
                             f"{config.data.nm_per_px} nm/px")
     source = out_dir if resume and has_checkpoint(out_dir) else (Path(init_from) if init_from else None)
     checkpoint = load_checkpoint(source, device) if source is not None else None
-    if checkpoint is not None and not checkpoint.is_full:
-        raise CheckpointError(f"{source}: an inference export has no optimizer state; start from a full checkpoint")
+    if checkpoint is not None and not checkpoint.is_full and (
+            source == out_dir or (config.loss.adversarial and checkpoint.models.layout_critic is None)):
+        raise CheckpointError(f"{source}: an inference export without critics cannot be trained on; start "
+                              "from a full checkpoint or an export made with --critics")
     if checkpoint is not None:
         check_compatible(checkpoint.config, config, source)
     resuming = checkpoint is not None and source == out_dir
@@ -139,7 +141,8 @@ def _fit(config: ExperimentConfig, dataset: PairedDataset, out_dir: Path, callba
     # channels_last: the layout the fast bf16/AMX and cuDNN conv kernels work in (bench_model).
     models.to(device).to(memory_format=torch.channels_last).train()
     scale = checkpoint.card.get("lr_scale", 1.0) if resuming else lr_scale
-    if checkpoint is None:
+    if checkpoint is None or not checkpoint.is_full:
+        # From scratch, or from an export with critics (the shipped default): fresh Adam moments.
         optimizers = build_optimizers(models, config.optim, scale)
     else:
         # Fine-tuning keeps Adam's moments and restarts the schedule at lr·scale; a resumed
