@@ -108,12 +108,25 @@ def stress_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runni
 
 
 async def drive_page(browser, url: str, seed: int, seconds: float, ready: asyncio.Barrier,
-                     tally: PageTally) -> None:
-    """One context: Review tab, select another sample, Accept, read the answer; repeat."""
+                     tally: PageTally, answer_timeout_ms: int = ANSWER_TIMEOUT_MS,
+                     until_the_app_dies: bool = False) -> None:
+    """One context: Review tab, select another sample, Accept, read the answer; repeat.
+
+    ``until_the_app_dies``: the first failure (the app was killed) ends the loop quietly."""
     rng = random.Random(seed)
     context = await browser.new_context(viewport={"width": 1600, "height": 1100})
     page = await context.new_page()
-    page.set_default_timeout(ANSWER_TIMEOUT_MS)
+    page.set_default_timeout(answer_timeout_ms)
+    try:
+        await _accept_loop(page, rng, url, seconds, ready, tally, answer_timeout_ms)
+    except Exception:
+        if not until_the_app_dies:
+            raise
+    await context.close()
+
+
+async def _accept_loop(page, rng: random.Random, url: str, seconds: float, ready: asyncio.Barrier,
+                       tally: PageTally, answer_timeout_ms: int) -> None:
     page.on("pageerror", lambda exc: tally.page_errors.append(str(exc)))
     page.on("response", lambda r: tally.server_errors.append(f"{r.status} {r.url}")
             if r.status >= 500 else None)
@@ -154,7 +167,7 @@ async def drive_page(browser, url: str, seed: int, seconds: float, ready: asynci
                 "([old, id]) => { const t = document.querySelector('#review-status').innerText"
                 ".trim(); if (/(^|\\s)[0-9.]+s$/.test(t)) return false; return t !== old.trim()"
                 " && (t.includes('Accepted sample ' + id + ':') || t.includes('Not saved')); }",
-                arg=[before, target], timeout=ANSWER_TIMEOUT_MS)
+                arg=[before, target], timeout=answer_timeout_ms)
         except Exception:
             tally.unanswered += 1
             continue
@@ -165,31 +178,30 @@ async def drive_page(browser, url: str, seed: int, seconds: float, ready: asynci
             tally.accepted.append((target, int(match.group(2))))
         else:
             tally.not_saved.append(answer)
-    await context.close()
 
 
-async def drive_all(url: str, seconds: float) -> list[PageTally]:
-    """One Chromium, ``PAGES`` contexts driven concurrently for ``seconds``."""
+async def drive_all(url: str, seconds: float, pages: int = PAGES, **options) -> list[PageTally]:
+    """One Chromium, ``pages`` contexts driven concurrently for ``seconds`` (options: drive_page's)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                    args=CHROMIUM_ARGS)
-        tallies = [PageTally() for _ in range(PAGES)]
-        ready = asyncio.Barrier(PAGES)
-        await asyncio.gather(*[drive_page(browser, url, seed, seconds, ready, tally)
+        tallies = [PageTally() for _ in range(pages)]
+        ready = asyncio.Barrier(pages)
+        await asyncio.gather(*[drive_page(browser, url, seed, seconds, ready, tally, **options)
                                for seed, tally in enumerate(tallies)])
         await browser.close()
     return tallies
 
 
-def run_in_thread(url: str, seconds: float) -> list[PageTally]:
+def run_in_thread(url: str, seconds: float, **options) -> list[PageTally]:
     """drive_all on its own event loop in a thread (a sync Playwright may own this one)."""
     result: dict[str, object] = {}
 
     def target() -> None:
         try:
-            result["tallies"] = asyncio.run(drive_all(url, seconds))
+            result["tallies"] = asyncio.run(drive_all(url, seconds, **options))
         except BaseException as exc:
             result["error"] = exc
 
@@ -248,3 +260,77 @@ def test_eight_pages_accepting_during_a_fine_tune_lose_and_duplicate_nothing(str
     assert [t.server_errors for t in tallies] == [[]] * PAGES
     assert log_errors == [], log[-3000:]
     assert job.status != "failed", job.error
+
+
+APP_KILL_ROUNDS = 3
+
+
+def test_sigkill_of_the_app_mid_save_loses_no_acknowledged_correction(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``app.py`` itself is SIGKILLed while two pages accept samples, three times over.
+
+    Each round starts the app on the same workspace, waits until a page's accept is stored, then
+    kills the app at a random moment 0–3 s later. Afterwards the store must be consistent
+    (integrity check, every pair's blob whole, versions 1..n per sample, one event per pair), every
+    answer a page saw must be stored, and at most one save per kill may be stored unanswered.
+    """
+    from store import Store
+
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("appkill")
+    model = make_tiny_model(root / "tiny", steps=150, seed=0)
+    workspace = root / "workspace"
+    chooser = random.Random(2024)
+    answered: list[tuple[int, int]] = []
+    stored_before = 0
+    for round_index in range(APP_KILL_ROUNDS):
+        extra = ("--demo-count", "12") if round_index == 0 else ()
+        app = start_app(workspace, model, root / f"app{round_index}.log", extra)
+        killed: dict[str, float] = {}
+
+        def kill_after_a_save(app: RunningApp = app, killed: dict = killed, before: int = stored_before) -> None:
+            with Store.open(app.workspace) as store:
+                deadline = time.monotonic() + 120
+                while store.counts().pair_versions <= before and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            time.sleep(chooser.uniform(0.0, 3.0))
+            killed["at"] = time.time()
+            os.kill(app.process.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_after_a_save)
+        killer.start()
+        tallies = run_in_thread(app.url, 150, pages=2, answer_timeout_ms=20_000, until_the_app_dies=True)
+        killer.join()
+        app.process.wait(timeout=30)
+        assert app.process.returncode == -signal.SIGKILL
+        answered += [pair for tally in tallies for pair in tally.accepted]
+        with Store.open(workspace) as store:
+            stored_before = store.counts().pair_versions
+    restarted = start_app(workspace, model, root / "app-after.log")  # the killed workspace opens
+    stop_app(restarted)
+    pid = worker_pid(workspace)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+    with Store.open(workspace) as store:
+        db = store._conns.db()
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = db.execute("SELECT id, sample_id, version, mask_sha FROM pairs").fetchall()
+        events = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'correction_saved'").fetchone()[0]
+        for pair_id, _sample, _version, mask_sha in rows:
+            assert store.blob_path(mask_sha).is_file(), f"pair {pair_id} refers to a missing blob"
+            assert store.read_mask(mask_sha).ndim == 2
+        for sample_id in {s for _, s, _, _ in rows}:
+            versions = sorted(v for _, s, v, _ in rows if s == sample_id)
+            assert versions == list(range(1, len(versions) + 1))
+    stored = {(s, v) for _, s, v, _ in rows}
+    lost = set(answered) - stored
+    unanswered = len(stored - set(answered))
+    print(f"\nSIGKILL of app.py mid-save: {APP_KILL_ROUNDS} kills, {len(answered)} answered accepts, "
+          f"{len(rows)} pair rows, {len(lost)} lost, {unanswered} stored but unanswered, "
+          f"{events} correction events, integrity_check ok")
+    assert answered, "no accept was answered before the kills"
+    assert lost == set()
+    assert events == len(rows)
+    assert unanswered <= APP_KILL_ROUNDS
