@@ -14,7 +14,8 @@ Data folders under ``--data-root`` (made by the commands in docs/RESULTS.md, "De
 - ``indep_a``, ``indep_b``, ``indep_c``: the independent simulator (a check, never trained on).
 
 Every method is scored on every item: the shipped default, the candidate, each with the
-Manhattan vectorisation of its output (``semgan.polygons.manhattan_vectorize``), and Otsu.
+Manhattan vectorisation of its output (``semgan.polygons.manhattan_vectorize``), the
+from-scratch U-Net of ``bench.base_peer`` (``--peer``) and Otsu.
 Groups: overall, per layout family, per held-out region, per profile. The rules below were
 written before any candidate was scored; the JSON holds every figure and each rule's verdict.
 """
@@ -33,7 +34,7 @@ import numpy as np
 
 from semgan.evaluate import baseline_method, evaluate_folder
 from semgan.infer import Predictor
-from semgan.polygons import manhattan_vectorize, vector_raster
+from semgan.polygons import manhattan_mask
 
 DEV_SETS = ("test", "lo_fam", "lo_fam_rand", "lo_region", "in_fam")
 INDEP_SETS = ("indep_a", "indep_b", "indep_c")
@@ -49,7 +50,6 @@ NAMED_EPE_TOLERANCE_NM = 0.1
 # shipped candidate and costs no more than 0.002 IoU on any of them.
 VECTOR_MIN_WINS = 4
 VECTOR_IOU_TOLERANCE = 0.002
-MIN_AREA_NM2 = 400.0  # specks below 20 × 20 nm are dropped by the vectorisation
 
 
 class LastPrediction:
@@ -68,12 +68,8 @@ def vectorized(predict: LastPrediction) -> Any:
     """The predictor's mask, redrawn from Manhattan outlines with sub-pixel edges."""
 
     def run(sem_image: np.ndarray, nm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
-        prediction = predict(sem_image, nm_per_px)
-        # A probability consistent with the final (edge-checked) mask keeps its sub-pixel detail.
-        probability = np.where(prediction.mask, np.maximum(prediction.probability, 0.5),
-                               np.minimum(prediction.probability, 0.4999))
-        rings = manhattan_vectorize(probability, nm_per_px, MIN_AREA_NM2)
-        return prediction.probability, vector_raster(rings, probability.shape)
+        prediction = predict(sem_image, nm_per_px)  # its mask is exactly probability > 0.5
+        return prediction.probability, manhattan_mask(prediction.probability, nm_per_px)[0]
 
     return run
 
@@ -165,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("runs/data"))
     parser.add_argument("--sets", default=",".join(DEV_SETS + INDEP_SETS))
     parser.add_argument("--final", action="store_true", help="also score the final split (once, for the record)")
+    parser.add_argument("--peer", type=Path, help="a bench.base_peer folder: score the from-scratch U-Net too")
     parser.add_argument("--limit", type=int, help="only the first N images of each set (a smoke run)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -173,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, Any] = {}
     for name, predict in predictors.items():
         methods[name], methods[f"{name}+vector"] = plain(predict), vectorized(predict)
+    if args.peer is not None:
+        from bench.base_peer import PeerMethod
+
+        methods["peer"] = PeerMethod(args.peer)
     methods["otsu"] = baseline_method
     names = [s for s in args.sets.split(",") if s] + ([FINAL_SET] if args.final else [])
     sets = {}

@@ -55,6 +55,7 @@ class LayoutPrediction:
     flipped_fraction: float = 0.0  # of the image's pixels
     edge_check_skipped: bool = False  # the image's edges were too weak against its noise to judge
     routing: str = "none"  # how the tool adaptation was found: "tag", "histogram" or "none"
+    outline: list | None = None  # with manhattan=True: the mask's rings (semgan.polygons.manhattan_vectorize)
 
 
 def resolve_model(name: str | Path) -> Path:
@@ -107,8 +108,10 @@ class Predictor:
                  batch_size: int = 8, calibration: CalibrationSet | None = None,
                  experts: dict[str, nn.Module] | None = None,
                  edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK, precision: str | None = None,
-                 max_tile: int | None = None) -> None:
+                 max_tile: int | None = None, manhattan: bool = False) -> None:
         self.config = config
+        # Redraw each mask from Manhattan outlines with sub-pixel edges (semgan.polygons).
+        self.manhattan = manhattan
         self.edge_check = edge_check if edge_check is not None and edge_check.enabled else None
         self.calibration = calibration
         self.card = card or {}
@@ -180,10 +183,15 @@ class Predictor:
         if flipped is not None:
             flipped = _resize(flipped.astype(np.float32), height, width) > 0.5
             confidence[flipped] = 0.0
-        return LayoutPrediction(probability > 0.5, probability, confidence,
+        mask, outline = probability > 0.5, None
+        if self.manhattan:
+            from semgan.polygons import manhattan_mask  # gdstk: imported only when used
+
+            mask, outline = manhattan_mask(probability, self.nm_per_px if nm_per_px is None else nm_per_px)
+        return LayoutPrediction(mask, probability, confidence,
                                 time.perf_counter() - started, tool, expert is not None, flips,
                                 float(flipped.mean()) if flipped is not None else 0.0, skipped,
-                                routing)
+                                routing, outline)
 
     def predict_sem(self, layout_mask: np.ndarray, nm_per_px: float | None = None) -> np.ndarray:
         """Layout mask (H, W) → simulated SEM image, uint8, same size."""

@@ -311,6 +311,7 @@ def clean_manhattan(
 # --- Manhattan vectorisation of a probability map ------------------------------------------------
 
 SUBPIXEL_SEARCH_PX = 3  # how far across an edge the 0.5 crossing of the probability is looked for
+VECTOR_MIN_AREA_NM2 = 400.0  # specks below 20 × 20 nm are dropped from a vectorised prediction
 
 
 def _crossings(profile: np.ndarray, centres: np.ndarray, edge: float) -> np.ndarray:
@@ -384,8 +385,15 @@ def manhattan_vectorize(
             nm = np.where(vertical, positions, height - positions) * scale
             snapped = np.round(nm / grid_nm) * grid_nm / scale
             positions = np.where(vertical, snapped, height - snapped)
-        rings.append((positions, vertical))
+        if abs(_signed_area(_ring_corners(positions, vertical))) >= min_area_px:  # moved edges can shrink it
+            rings.append((positions, vertical))
     return rings
+
+
+def _ring_corners(positions: np.ndarray, vertical: np.ndarray) -> np.ndarray:
+    # The corner after edge k, as (col, row): a vertical edge's column with the next edge's row.
+    following = np.roll(positions, -1)
+    return np.column_stack([np.where(vertical, positions, following), np.where(vertical, following, positions)])
 
 
 def vector_raster(rings: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]) -> np.ndarray:
@@ -400,10 +408,18 @@ def vector_polygons(rings: list[tuple[np.ndarray, np.ndarray]], height_px: int, 
     scale = _check_pixel_size(nm_per_px)
     polygons = []
     for positions, vertical in rings:
-        n = len(positions)
-        # The corner after edge k: a vertical edge's column with the next (horizontal) edge's row.
-        corners = [(positions[k], positions[(k + 1) % n]) if vertical[k] else
-                   (positions[(k + 1) % n], positions[k]) for k in range(n)]
-        points = np.array([(col, height_px - row) for col, row in corners], dtype=np.float64)
+        corners = _ring_corners(positions, vertical)
+        points = np.column_stack([corners[:, 0], height_px - corners[:, 1]]).astype(np.float64)
         polygons.append(points * scale + np.asarray(origin_nm, dtype=np.float64))
     return polygons
+
+
+def manhattan_mask(probability: np.ndarray, nm_per_px: float,
+                   min_area_nm2: float = VECTOR_MIN_AREA_NM2) -> tuple[np.ndarray, list]:
+    """A prediction's mask redrawn from its Manhattan outlines: (mask, rings of manhattan_vectorize).
+
+    Pieces of the raster below ``min_area_nm2`` (a ring pinched to a one-pixel neck splits when
+    rasterised at pixel centres) are dropped from the mask too."""
+    rings = manhattan_vectorize(probability, nm_per_px, min_area_nm2)
+    min_area_px = min_area_nm2 / _check_pixel_size(nm_per_px) ** 2
+    return _drop_small(vector_raster(rings, probability.shape), min_area_px), rings

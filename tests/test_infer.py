@@ -174,3 +174,21 @@ def test_missing_default_model_is_a_named_error(tmp_path: Path, monkeypatch: pyt
 def test_a_path_without_weights_is_a_named_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="not a model folder"):
         resolve_model(tmp_path)
+
+
+def test_manhattan_prediction_redraws_the_mask_from_its_outline() -> None:
+    from semgan.polygons import manhattan_mask
+
+    image = rectangles(128, 128)
+    models = lively_model(image)
+    raw = Predictor(models, TINY, device="cpu", precision="fp32").predict(image, 4.0)
+    vector = Predictor(models, TINY, device="cpu", precision="fp32", manhattan=True).predict(image, 4.0)
+    assert raw.outline is None and vector.outline
+    assert np.array_equal(vector.probability, raw.probability)  # only the mask is redrawn
+    mask, rings = manhattan_mask(raw.probability, 4.0)
+    assert np.array_equal(vector.mask, mask) and len(rings) == len(vector.outline)
+    from scipy import ndimage
+
+    labels, count = ndimage.label(vector.mask)
+    assert count and np.bincount(labels.ravel())[1:].min() >= 400 / 4.0**2  # no specks left
+    assert count <= ndimage.label(raw.mask)[1]
