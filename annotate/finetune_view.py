@@ -153,9 +153,8 @@ def steps_per_epoch(job: Job) -> int | None:
 
 
 def job_warnings(job: Job) -> list[str]:
-    """The run's warnings (D-loss spike, G-loss collapse, time budget) from its log."""
-    return [line.removeprefix("warning: ") for line in job.log_lines
-            if line.startswith("warning: ")]
+    """The run's warnings (D-loss spike, G-loss collapse, time budget)."""
+    return list(job.warnings)
 
 
 def progress_html(job: Job | None, now: float | None = None) -> str:

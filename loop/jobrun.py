@@ -97,6 +97,12 @@ class JobReporter:
         print(f"[{stamp}] job {self.job_id}: {line}", file=self.out, flush=True)
         self._mark(lambda: self.store.append_job_log(self.job_id, line))
 
+    def warn(self, warning: str) -> None:
+        """A warning to the job row's list (and its log)."""
+        stamp = datetime.now().strftime("%H:%M:%S")
+        print(f"[{stamp}] job {self.job_id}: warning: {warning}", file=self.out, flush=True)
+        self._mark(lambda: self.store.add_job_warning(self.job_id, warning))
+
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         """Step, total, ETA and losses to the job row (also a heartbeat)."""
         self._mark(lambda: self.store.update_job_progress(self.job_id, step, total, eta_seconds,

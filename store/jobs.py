@@ -49,7 +49,8 @@ def row_to_job(row: dict) -> Job:
         step=row["step"] or 0, total=row["total"] or 0, eta_seconds=row["eta_seconds"],
         log_lines=tuple(loads(row["log_json"], [])), last_losses=loads(row["last_losses_json"], {}),
         result=loads(row["result_json"]), error=row["error"],
-        cancel_requested=bool(row["cancel_requested"]), plan=loads(row.get("plan_json")))
+        cancel_requested=bool(row["cancel_requested"]), plan=loads(row.get("plan_json")),
+        warnings=tuple(loads(row.get("warnings_json"), [])))
 
 
 def row_result(row: dict) -> dict | None:
@@ -156,6 +157,17 @@ class JobsMixin(StoreBase):
         with self._write() as db:
             row = self._running_row(db, job_id)
             db["jobs"].update(job_id, {"plan_json": dumps(check_dict(plan, "job plan")),
+                                       "heartbeat": time.time()})
+            return bool(row["cancel_requested"])
+
+    def add_job_warning(self, job_id: int, warning: str) -> bool:
+        """Record a running job's warning (and log it); returns the cancel request."""
+        with self._write() as db:
+            row = self._running_row(db, job_id)
+            warnings = [*loads(row.get("warnings_json"), []), str(warning)]
+            lines = [*loads(row["log_json"], []), f"warning: {warning}"]
+            db["jobs"].update(job_id, {"warnings_json": dumps(warnings[-LOG_LINES_KEPT:]),
+                                       "log_json": dumps(lines[-LOG_LINES_KEPT:]),
                                        "heartbeat": time.time()})
             return bool(row["cancel_requested"])
 

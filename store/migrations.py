@@ -104,12 +104,18 @@ def _v5_job_plan(db: Database) -> None:
     db["jobs"].add_column("plan_json", str)
 
 
+def _v6_job_warnings(db: Database) -> None:
+    """A running job's warnings (loss spikes, time budget) as a list, not scraped from its log."""
+    db["jobs"].add_column("warnings_json", str)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1_base_tables,
     _v2_drift_and_indexes,
     _v3_settings_and_job_host,
     _v4_sample_designs,
     _v5_job_plan,
+    _v6_job_warnings,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -132,6 +132,7 @@ class Job:
     error: str | None
     cancel_requested: bool
     plan: dict | None = None  # loop.jobs.FinetunePlan.to_dict() once a fine-tune has planned
+    warnings: tuple[str, ...] = ()  # what a running job warned of (loss spikes, time budget)
 
     @property
     def progress(self) -> float:

@@ -55,7 +55,7 @@ def running_job(store: Store, step: int = 30, total: int = 120) -> Job:
     store.claim_job(os.getpid())  # a live pid: not recovered as a dead worker
     store.append_job_log(job.id, "training 120 steps = 6.0 epochs of 20 on 8 tiles")
     store.set_job_plan(job.id, FinetunePlan(120, 120, 20, 8, 8, 200, 0.75, 0.1, 1).to_dict())
-    store.append_job_log(job.id, "warning: G-loss collapse at step 25: adversarial term 0.01")
+    store.add_job_warning(job.id, "G-loss collapse at step 25: adversarial term 0.01")
     for s in (10, 20, step):
         store.update_job_progress(job.id, s, total, 65.0, {"d_loss": 0.5, "g_loss": 10.0 - s / 10,
                                                            "g_gan": 0.3})

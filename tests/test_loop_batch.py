@@ -37,6 +37,9 @@ class ListReporter:
     def log(self, line: str) -> None:
         self.lines.append(line)
 
+    def warn(self, warning: str) -> None:
+        self.lines.append(f"warning: {warning}")
+
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         self.steps.append((step, total, eta_seconds))
         if self.cancel_after is not None and step >= self.cancel_after:

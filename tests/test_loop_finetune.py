@@ -55,6 +55,22 @@ def test_candidate_summary_records_pairs_steps_and_device(store: Store) -> None:
     assert FinetuneResult.of(store.get_job(job.id)).summary == summary
 
 
+def test_a_spent_time_budget_is_a_job_warning_not_log_text(store: Store) -> None:
+    from dataclasses import replace
+
+    from annotate.finetune_view import job_warnings
+    from tests.support import TINY_FINETUNE
+
+    install_production(store)
+    add_pairs(store, 8)
+    job = request_finetune(store, config=replace(TINY_FINETUNE, time_budget_s=1e-6))
+    run_worker(store.workspace, once=True)
+    done = store.get_job(job.id)
+    assert len(done.warnings) == 1 and done.warnings[0].startswith("time budget")
+    assert job_warnings(done) == list(done.warnings)
+    assert FinetuneResult.of(done).summary.warnings == done.warnings
+
+
 def test_inference_export_gets_fresh_critics_noted_in_card(store: Store) -> None:
     install_production(store, export=True)
     add_pairs(store, 8)

@@ -87,6 +87,17 @@ def test_log_keeps_last_200_lines(store: Store) -> None:
     assert (len(lines), lines[0], lines[-1]) == (200, "line 5", "line 204")
 
 
+def test_warnings_are_a_list_of_their_own_and_logged(store: Store) -> None:
+    job = store.enqueue_job("finetune", {})
+    store.claim_job(worker_pid=1)
+    assert store.get_job(job.id).warnings == ()
+    store.append_job_log(job.id, "epoch 1")
+    store.add_job_warning(job.id, "D-loss spike at step 40")
+    got = store.get_job(job.id)
+    assert got.warnings == ("D-loss spike at step 40",)
+    assert got.log_lines == ("epoch 1", "warning: D-loss spike at step 40")
+
+
 def test_finish_round_trip(store: Store) -> None:
     job = store.enqueue_job("evaluate", {})
     store.claim_job(worker_pid=1)

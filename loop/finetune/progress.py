@@ -19,6 +19,9 @@ class Reporter(Protocol):
     def log(self, line: str) -> None:
         """A line for the job log."""
 
+    def warn(self, warning: str) -> None:
+        """A warning the Fine-tune tab shows (a loss spike, the time budget spent)."""
+
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         """Training progress (also a heartbeat)."""
 
@@ -37,6 +40,10 @@ class PrintReporter:
     def log(self, line: str) -> None:
         """Print the line."""
         print(line, flush=True)
+
+    def warn(self, warning: str) -> None:
+        """Print the warning."""
+        print(f"warning: {warning}", flush=True)
 
     def progress(self, step: int, total: int, eta_seconds: float | None, losses: dict) -> None:
         """Nothing: the job log gets the epoch lines."""
@@ -117,7 +124,7 @@ class JobProgress(Callback):
         """Report, watch the losses, honour cancel and the budget."""
         for warning in self.monitor.update(step, losses):
             self.warnings.append(warning)
-            self.reporter.log(f"warning: {warning}")
+            self.reporter.warn(warning)
         now = time.perf_counter()
         elapsed = now - self.started
         eta = min(elapsed / (step - self.start_step) * (self.total - step),
@@ -135,5 +142,5 @@ class JobProgress(Callback):
             self.budget_spent = True
             self.warnings.append(f"time budget {self.budget:.0f} s spent: stopped at step {step} "
                                  f"of {self.total}")
-            self.reporter.log(f"warning: {self.warnings[-1]}")
+            self.reporter.warn(self.warnings[-1])
             self.request_stop()
