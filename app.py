@@ -58,7 +58,7 @@ def warm_model(store: object) -> threading.Thread:
     def run() -> None:
         import numpy as np
 
-        from loop.predict import DEFAULT_CACHE
+        from loop.predictions import DEFAULT_CACHE
         from semgan.errors import SemganError
 
         model = store.production_model()

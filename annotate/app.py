@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from annotate import compare, correct, correct_tools, export, finetune, models, overlay, review
+from annotate import (
+    compare_tab,
+    correct,
+    correct_tools,
+    export_tab,
+    finetune,
+    models_tab,
+    overlay,
+    review,
+)
 from annotate.security import WebPolicy, admin_events, expose_api, launch_options
 from annotate.studio import Studio
 
@@ -98,18 +107,18 @@ def build_ui(studio: Studio, show_api: bool = False) -> gr.Blocks:
                 review_ui = review.build(studio, sample, queue, counters)
             with gr.Tab("Correct", id="correct", elem_id="tab-correct") as correct_tab:
                 correct_ui = correct.build(studio, sample, queue, counters)
-            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as compare_tab:
-                compare_ui = compare.build(studio, sample)
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as compare_page:
+                compare_ui = compare_tab.build(studio, sample)
             # Promote, roll back, download, export, fine-tune, cancel, settings: never an API.
             with admin_events(demo):
-                with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
-                    models_ui = models.build(studio, counters)
+                with gr.Tab("Models", id="models", elem_id="tab-models") as models_page:
+                    models_ui = models_tab.build(studio, counters)
                 with gr.Tab("Export", id="export", elem_id="tab-export"):
-                    export.build(studio)
+                    export_tab.build(studio)
                 with gr.Tab("Fine-tune", id="finetune", elem_id="tab-finetune") as finetune_tab:
                     finetune_ui = finetune.build(studio, counters)
         _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
-              models_ui, (review_tab, correct_tab, compare_tab, models_tab))
+              models_ui, (review_tab, correct_tab, compare_page, models_page))
         finetune_tab.select(lambda: finetune.refresh(studio), None, finetune_ui.refresh_outputs)
         overlay.wire_correction(studio, review_ui.design, correct_ui, tabs, queue, sample)
         expose_api(demo, show_api)
@@ -119,7 +128,7 @@ def build_ui(studio: Studio, show_api: bool = False) -> gr.Blocks:
 def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
           models_ui, tab_list) -> None:
     """Events that cross tabs: start-up, tab switches, Correct from Review, the counter timer."""
-    review_tab, correct_tab, compare_tab, models_tab = tab_list
+    review_tab, correct_tab, compare_page, models_page = tab_list
     queue_outputs = [review_ui.table, queue, review_ui.queue_note]
 
     def start(*filters):
@@ -140,16 +149,16 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
 
 
     def to_compare(a, b, current):
-        first, second = compare.default_versions(studio)
+        first, second = compare_tab.default_versions(studio)
         choices = studio.model_choices()
         values = [value for _, value in choices]
         a = a if a in values else first
         b = b if b in values and b != a else second  # a new model may have been registered
         return [gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b),
-                *compare.compare_sample(studio, a, b, current)]
+                *compare_tab.compare_sample(studio, a, b, current)]
 
     def to_models():
-        return (models.registry_rows(studio), models.audit_rows(studio),
+        return (models_tab.registry_rows(studio), models_tab.audit_rows(studio),
                 gr.Dropdown(choices=studio.model_choices()))
 
     demo.load(start, review_ui.filters, [*queue_outputs, *review_ui.view_outputs])
@@ -161,9 +170,9 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
     # Only switch tabs: the Correct tab's select event loads the editor. Loading here as well
     # would race it, and two overlapping value updates break the editor's layer in Gradio 6.
     review_ui.correct_btn.click(lambda: gr.Tabs(selected="correct"), None, tabs)
-    compare_tab.select(to_compare, [*compare_ui.versions, sample],
+    compare_page.select(to_compare, [*compare_ui.versions, sample],
                        [*compare_ui.versions, *compare_ui.show_outputs])
-    models_tab.select(to_models, None, [models_ui.registry, models_ui.audit, models_ui.version])
+    models_page.select(to_models, None, [models_ui.registry, models_ui.audit, models_ui.version])
     gr.Timer(10).tick(studio.counters, None, counters, show_progress="hidden")
 
 

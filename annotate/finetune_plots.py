@@ -18,7 +18,7 @@ from store import Sample
 GENERATOR_LOSSES = (("g_loss", "G total (weighted L1 + cycle + GAN + FM)", "#1f77b4"),
                     ("loss", "tool expert: L1 + Dice (one tool after another)", "#9467bd"))
 CRITIC_LOSSES = (("d_loss", "D", "#d62728"), ("g_gan", "G adversarial", "#2ca02c"))
-FLAG_LEVEL = 1.0  # drift score in units of the flag threshold (loop.predict.score_drift)
+FLAG_LEVEL = 1.0  # drift score in units of the flag threshold (loop.predictions.score_drift)
 
 
 def figure_pixels(figure: Figure) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from annotate import render
 from annotate.studio import Studio
-from loop.predict import probability_of
+from loop.predictions import probability_of
 from semgan.design.clip import (
     MAX_SEARCH_PX,
     DesignLayout,

@@ -14,7 +14,7 @@ import numpy as np
 
 from annotate import format as fmt
 from loop.batch import JOB_KIND, waiting_samples
-from loop.predict import (
+from loop.predictions import (
     DEFAULT_CACHE,
     NoProductionModelError,
     PredictorCache,

@@ -22,7 +22,7 @@ import torch
 
 from bench.peer import SIZE_MULTIPLE, ResNet18UNet
 from loop.finetune.expert import ExpertRecipe, holdout_iou, train_expert
-from loop.pairs import resample_pair
+from loop.pair_folders import resample_pair
 from semgan.calibration import fit_tool, reference_set
 from semgan.checkpoint import load_checkpoint
 from semgan.infer import resolve_model

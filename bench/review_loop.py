@@ -44,7 +44,7 @@ from loop.bootstrap import install_model
 from loop.finetune import finetune_config, request_finetune, set_finetune_config, with_overrides
 from loop.finetune.expert import ExpertRecipe, train_expert
 from loop.finetune.tools import group_by_tool
-from loop.pairs import export_split, import_pairs, resample_pair
+from loop.pair_folders import export_split, import_pairs, resample_pair
 from loop.triggers import set_trigger_settings
 from loop.worker import spawn_worker, worker_pid
 from semgan.calibration import tool_key

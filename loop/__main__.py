@@ -35,7 +35,7 @@ from loop.jobs import (
     FinetuneRequest,
     FinetuneResult,
 )
-from loop.pairs import PairImportError, import_pair_folder, import_pairs
+from loop.pair_folders import PairImportError, import_pair_folder, import_pairs
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
 from loop.worker import LOG_NAME, run_worker, spawn_worker, worker_pid
 from store import Job, Store, StoreError

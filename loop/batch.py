@@ -24,7 +24,7 @@ from pathlib import Path
 from loop import process
 from loop.finetune import JobCancelled, Reporter
 from loop.jobs import BATCH_PREDICT, BatchPredictRequest, BatchResult, JobParamsError
-from loop.predict import (
+from loop.predictions import (
     DEFAULT_CACHE,
     IngestError,
     IngestResult,

@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loop.predict import DEFAULT_CACHE, PredictorCache, drift_reference, predict_sample, score_drift
+from loop.predictions import (
+    DEFAULT_CACHE,
+    PredictorCache,
+    drift_reference,
+    predict_sample,
+    score_drift,
+)
 from semgan.drift import build_reference
 from semgan.infer import ModelNotFoundError, resolve_model
 from semgan.semsim import PROFILES, TRAINING_PROFILES

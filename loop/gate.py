@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from loop.jobs import Check, GateResult
-from loop.pairs import export_split
+from loop.pair_folders import export_split
 from semgan.errors import SemganError
 from semgan.evaluate import evaluate_folder
 from semgan.infer import Predictor

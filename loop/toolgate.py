@@ -33,7 +33,7 @@ from loop.gate import (
     apply_verdict,
     load_predictor,
 )
-from loop.pairs import export_split
+from loop.pair_folders import export_split
 from semgan.calibration import load_calibration, save_calibration
 from semgan.errors import SemganError
 from semgan.imageio import load_image

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from loop import process
 from loop.finetune import FinetuneError, request_finetune
-from loop.finetune.config import wrong_type
+from loop.finetune.recipe import wrong_type
 from loop.jobs import TRAINING_KINDS
 from semgan.drift import DriftConfig, alarm
 from store import Job, JobConflictError, Store

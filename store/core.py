@@ -15,9 +15,9 @@ from store.base import StoreBase, dumps, loads, row_to_event
 from store.connection import BUSY_TIMEOUT_S, busy_message, is_busy
 from store.designs import DesignsMixin
 from store.errors import DatabaseBusyError, InvalidInputError, WorkspaceError
-from store.export import export_pairs
 from store.jobs import DEFAULT_STALE_AFTER_S, JobsMixin
-from store.models import ModelsMixin
+from store.model_registry import ModelsMixin
+from store.pair_export import export_pairs
 from store.pairs import PairsMixin
 from store.records import Event
 

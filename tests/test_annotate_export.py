@@ -10,7 +10,7 @@ import gdstk
 import numpy as np
 import pytest
 
-from annotate.export import ExportError, cell_name, export_gds, export_png_zip, parse_layer
+from annotate.export_tab import ExportError, cell_name, export_gds, export_png_zip, parse_layer
 from store import Store
 
 NM_PER_PX = 2.5

@@ -11,7 +11,7 @@ import pytest
 
 from annotate import finetune, finetune_plots, finetune_view
 from annotate.app import build_ui
-from annotate.models import metrics_text, pairs_used
+from annotate.models_tab import metrics_text, pairs_used
 from annotate.studio import Studio
 from loop.finetune import FinetuneConfig
 from loop.jobs import Check, FinetunePlan, GateResult, TrainingSummary

@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from semgan.compare import ComparisonError, compare_methods, format_comparison, paired_difference
+from semgan.paired_stats import (
+    ComparisonError,
+    compare_methods,
+    format_comparison,
+    paired_difference,
+)
 
 
 def _rows(values: list[tuple[str, str, float, float]]) -> list[dict]:

@@ -166,7 +166,7 @@ def test_inference_files_name_calibration_and_experts(tmp_path: Path) -> None:
 def test_downloaded_model_zip_predicts_with_its_expert(tmp_path: Path) -> None:
     import zipfile
 
-    from annotate.models import package_model
+    from annotate.models_tab import package_model
     from store import ModelVersion
 
     _with_expert(tmp_path / "model")

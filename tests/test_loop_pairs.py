@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loop.pairs import PairImportError, export_split, import_pairs
+from loop.pair_folders import PairImportError, export_split, import_pairs
 from semgan.imageio import load_image, save_png
 from store import Store, split_for
 

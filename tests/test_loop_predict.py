@@ -1,4 +1,4 @@
-"""loop.predict: predictions stored with confidence, uploads ingested with nm/px and drift."""
+"""loop.predictions: predictions stored with confidence, uploads ingested with nm/px and drift."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from loop.bootstrap import install_model, reference_from_synthetic
-from loop.predict import (
+from loop.predictions import (
     IngestError,
     MissingPixelSizeError,
     NoProductionModelError,

@@ -22,11 +22,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from annotate.export import ExportError, parse_layer
+from annotate.export_tab import ExportError, parse_layer
 from loop.batch import ingest_files
 from loop.finetune import FinetuneConfig, FinetuneError, with_overrides
-from loop.pairs import PairFolderImportError, PairImportError, import_pair_folder, import_pairs
-from loop.predict import IngestError, MissingPixelSizeError, ingest_image
+from loop.pair_folders import (
+    PairFolderImportError,
+    PairImportError,
+    import_pair_folder,
+    import_pairs,
+)
+from loop.predictions import IngestError, MissingPixelSizeError, ingest_image
 from loop.triggers import TriggerError, set_trigger_settings
 from semgan.imageio import (
     EmptyImageError,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotate.export import export_png_zip
+from annotate.export_tab import export_png_zip
 from loop.__main__ import main as loop_main
 from semgan.__main__ import main as semgan_main
 from semgan.data import DatasetError, PairedDataset, read_manifest

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from loop.finetune import PrintReporter, run_finetune, set_finetune_config
-from loop.finetune.config import FinetuneConfig
 from loop.finetune.expert import ExpertRecipe, train_expert
+from loop.finetune.recipe import FinetuneConfig
 from loop.gate import GateConfig
 from loop.jobs import FinetuneRequest, FinetuneResult
 from loop.toolgate import judge_tool, paired_bootstrap, run_tool_gate, untouched_tools

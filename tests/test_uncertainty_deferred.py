@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from loop.bootstrap import install_model
-from loop.predict import PredictorCache, prediction_for
+from loop.predictions import PredictorCache, prediction_for
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair
 from store import NotFoundError, Store

@@ -15,7 +15,8 @@ loop.gate. Progress and the heartbeat go to the job row through a ``Reporter``.
     progress.py  Reporter, LossMonitor (D-loss spikes, G-loss collapse), JobProgress callback
 """
 
-from loop.finetune.config import (
+from loop.finetune.progress import JobProgress, LossMonitor, PrintReporter, Reporter
+from loop.finetune.recipe import (
     CONFIG_SETTING,
     TRIGGERS,
     FinetuneConfig,
@@ -28,7 +29,6 @@ from loop.finetune.config import (
     set_finetune_config,
     with_overrides,
 )
-from loop.finetune.progress import JobProgress, LossMonitor, PrintReporter, Reporter
 from loop.finetune.run import (
     FinetuneOutcome,
     cpu_threads,

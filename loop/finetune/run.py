@@ -15,14 +15,14 @@ import torch
 from loop.anchor import ensure_anchor_sets
 from loop.finetune.blend import compose_candidate
 from loop.finetune.calibrate import calibrate_tools
-from loop.finetune.config import (
+from loop.finetune.progress import JobProgress, LossMonitor, Reporter
+from loop.finetune.recipe import (
     DEFAULT_IMAGE_SIZE,
     FinetuneConfig,
     FinetuneError,
     JobCancelled,
     JobInterrupted,
 )
-from loop.finetune.progress import JobProgress, LossMonitor, Reporter
 from loop.finetune.register import (
     FinetuneOutcome,
     drift_reference,
@@ -32,7 +32,7 @@ from loop.finetune.register import (
 )
 from loop.finetune.tools import STRATEGY, run_tool_finetune
 from loop.jobs import FinetunePlan, FinetuneRequest, TrainingSummary
-from loop.pairs import export_split
+from loop.pair_folders import export_split
 from semgan.calibration import save_calibration
 from semgan.checkpoint import (
     TrainState,

@@ -24,9 +24,9 @@ import torch
 
 from loop.anchor import AnchorSets
 from loop.finetune.calibrate import MIN_LEVEL_SHIFT
-from loop.finetune.config import FinetuneConfig, FinetuneError, JobCancelled, JobInterrupted
 from loop.finetune.expert import ExpertRecipe, train_expert
 from loop.finetune.progress import Reporter
+from loop.finetune.recipe import FinetuneConfig, FinetuneError, JobCancelled, JobInterrupted
 from loop.finetune.register import (
     FinetuneOutcome,
     drift_reference,
@@ -34,7 +34,7 @@ from loop.finetune.register import (
     register_candidate,
 )
 from loop.jobs import FinetunePlan, FinetuneRequest, ToolTraining, TrainingSummary
-from loop.pairs import ExportedPairs, export_split
+from loop.pair_folders import ExportedPairs, export_split
 from semgan.calibration import (
     HISTOGRAM_BINS,
     MAX_EXAMPLES,

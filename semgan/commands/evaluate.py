@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if len(labels) > 1:  # the first model against each other one, image by image
         from dataclasses import asdict
 
-        from semgan.compare import compare_methods, format_comparison
+        from semgan.paired_stats import compare_methods, format_comparison
 
         result["comparisons"] = []
         for other in labels[1:]:

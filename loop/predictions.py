@@ -1,6 +1,6 @@
 """Prediction glue: load registry models once, predict samples into the store, ingest uploads.
 
-    from loop.predict import ingest_image, predict_sample
+    from loop.predictions import ingest_image, predict_sample
     result = ingest_image(store, "scan.tif", nm_per_px=None, source="upload", tool="cdsem-2")
     prediction = predict_sample(store, result.sample.id)          # production model
     prediction = predict_sample(store, result.sample.id, version=3)  # any registered version

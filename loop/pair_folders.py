@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from loop.predict import drift_reference, score_drift
+from loop.predictions import drift_reference, score_drift
 from semgan.imageio import ImageError, load_image, save_png, to_uint8
 from semgan.pairfolder import DatasetError, read_pair_folder
 from store import CorrectedPair, Store, StoreError

@@ -14,7 +14,7 @@ from annotate import editing, render
 from annotate import format as fmt
 from annotate.studio import Studio
 from loop.jobs import JobParamsError, TrainingSummary
-from loop.predict import predict_sem
+from loop.predictions import predict_sem
 from semgan.errors import SemganError
 from semgan.experts import inference_files
 from semgan.layouts import random_clip

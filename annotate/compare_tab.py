@@ -9,7 +9,7 @@ import gradio as gr
 from annotate import format as fmt
 from annotate import render
 from annotate.studio import Studio
-from loop.predict import disagreement, evaluate_version, heldout_sets, most_disagreeing
+from loop.predictions import disagreement, evaluate_version, heldout_sets, most_disagreeing
 from semgan.errors import SemganError
 from store import StoreError
 
