@@ -106,8 +106,24 @@ def grouped(method_rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {key: summarize(rows) for key, rows in sorted(groups.items())}
 
 
+def ensure_manifest(folder: Path) -> None:
+    """Give a folder of the independent simulator (``pairs.json``) the synth format's manifest."""
+    if (folder / "manifest.json").is_file() or not (folder / "pairs.json").is_file():
+        return
+    meta = json.loads((folder / "pairs.json").read_text())
+    items = [{"name": i["name"], "sem": f"sem/{i['name']}.png", "layout": f"layout/{i['name']}.png",
+              "profile": f"indep_{meta.get('tool', '?')}", "source": {"kind": "indep", "file": i.get("source")}}
+             for i in meta["items"]]
+    from semgan.imageio import load_image
+
+    size = load_image(folder / items[0]["sem"]).pixels.shape[0]
+    (folder / "manifest.json").write_text(json.dumps({"version": 1, "nm_per_px": meta["nm_per_px"], "size": size,
+                                                      "items": items}, indent=1) + "\n")
+
+
 def score_set(folder: Path, methods: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
     """Every method on one data folder, grouped."""
+    ensure_manifest(folder)
     start = time.perf_counter()
     result = evaluate_folder(folder, methods, limit=limit)
     return {"items": result["items"], "nm_per_px": result["nm_per_px"],
