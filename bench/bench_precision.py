@@ -90,7 +90,7 @@ def finetune_runs(work: Path, steps: int, tool: str) -> dict:
         config = (base.replace("train", steps=steps, log_every=1, sample_every=steps, checkpoint_every=steps,
                                seed=seed, device="cpu", precision=precision)
                   .replace("data", crop_size=128, batch_size=4))
-        dataset = PairedDataset(train_dir, crop_size=128, augment=True, nm_per_px=config.data.nm_per_px, seed=seed)
+        dataset = PairedDataset.for_training(train_dir, config.data, seed=seed, crop_size=128)
         out = work / name
         result = fit(config, dataset, out, init_from=init, lr_scale=0.1, resume=False, handle_signals=False)
         predictor = Predictor.from_dir(out, "cpu", precision="fp32")  # one precision to score every run

@@ -20,6 +20,7 @@ __all__ = ["DatasetError", "PairedDataset", "read_manifest"]  # DatasetError liv
 
 if TYPE_CHECKING:
     from semgan.calibration import CalibrationSet
+    from semgan.config import DataConfig
 
 MANIFEST_VERSIONS = (1,)
 SPLITS = ("train", "holdout")
@@ -130,6 +131,19 @@ class PairedDataset(Dataset):
             raise DatasetError(f"row_drift must be in [0, 0.5], got {row_drift}")
         self.row_drift = row_drift
         self.epoch = 0
+
+    @classmethod
+    def for_training(cls, data_dir: str | Path, data: DataConfig, *, seed: int, split: str | None = None,
+                     crop_size: int | None = None,
+                     calibration: CalibrationSet | None = None) -> PairedDataset:
+        """The augmented training view of a folder as ``data`` (a model's DataConfig) describes it.
+
+        The one place a DataConfig becomes dataset options: pixel size, crop (``crop_size``
+        overrides, e.g. a fine-tune's own), flips, hold-out split, standardisation, row drift."""
+        return cls(data_dir, crop_size or data.crop_size, augment=True, split=split, nm_per_px=data.nm_per_px,
+                   holdout_fraction=data.holdout_fraction, seed=seed, flip_horizontal=data.flip_horizontal,
+                   flip_vertical=data.flip_vertical, standardize=data.sem_standardization(),
+                   calibration=calibration, row_drift=data.row_drift_augment)
 
     def _check_sizes(self, crop_size: int | None) -> int:
         """Every listed image exists at its recorded size; returns the smallest side."""

@@ -245,3 +245,18 @@ def test_resume_with_another_model_config_is_refused(tmp_path: Path) -> None:
     other = tiny_config(2).replace("generator", base_channels=16)
     with pytest.raises(TrainingError, match=r"generator\.base_channels"):
         fit(other, dataset, tmp_path / "model")
+
+
+def test_a_data_config_becomes_dataset_options_in_one_place(tmp_path: Path) -> None:
+    from semgan.config import DataConfig
+
+    folder = write_synth_folder(tmp_path, count=12)
+    data = DataConfig(crop_size=32, flip_vertical=False, holdout_fraction=0.25, standardize=True,
+                      row_drift_augment=0.2)
+    train = PairedDataset.for_training(folder, data, seed=3, split="train")
+    assert (train.crop_size, train.augment, train.flip_horizontal, train.flip_vertical, train.row_drift) == \
+        (32, True, True, False, 0.2)
+    assert train.standardize == data.sem_standardization() and train.nm_per_px == data.nm_per_px
+    holdout = PairedDataset.for_training(folder, data, seed=3, split="holdout", crop_size=16)
+    assert holdout.crop_size == 16
+    assert not {i["name"] for i in train.items} & {i["name"] for i in holdout.items}

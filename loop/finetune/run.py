@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -131,13 +132,12 @@ def run_finetune(store: Store, params: dict, reporter: Reporter,
         new_repeats, old_repeats = mix_repeats(n_new, n_old, config.new_fraction)
         calibration = calibrate_tools(Path(production.path), anchors.train, exported.path,
                                       reporter.log)
-        crop = dict(crop_size=config.crop_size, augment=True, nm_per_px=nm_per_px,
-                    standardize=model_config.data.sem_standardization(), calibration=calibration,
-                    row_drift=model_config.data.row_drift_augment)
-        parts = [PairedDataset(anchors.train, seed=config.seed + k, **crop)
+        data = replace(model_config.data, nm_per_px=nm_per_px, holdout_fraction=0.0)
+        crop = dict(crop_size=config.crop_size, calibration=calibration)
+        parts = [PairedDataset.for_training(anchors.train, data, seed=config.seed + k, **crop)
                  for k in range(old_repeats)]
         # Distinct seeds: each repeat of a new pair gets its own crop and flips.
-        parts += [PairedDataset(exported.path, seed=config.seed + 100 + k, **crop)
+        parts += [PairedDataset.for_training(exported.path, data, seed=config.seed + 100 + k, **crop)
                   for k in range(new_repeats)]
         dataset = ConcatPairedDataset(parts)
         if len(dataset) < config.batch_size:

@@ -109,13 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if not _lr_scale(args) > 0:
         raise SemganError(f"--lr-scale must be positive, got {args.lr_scale}")
     config = _config(args, float(read_manifest(args.data[0])["nm_per_px"]))
-    parts = [PairedDataset(
-        folder, config.data.crop_size, augment=True,
-        split="train" if config.data.holdout_fraction > 0 else None, nm_per_px=config.data.nm_per_px,
-        holdout_fraction=config.data.holdout_fraction, seed=config.train.seed,
-        flip_horizontal=config.data.flip_horizontal, flip_vertical=config.data.flip_vertical,
-        standardize=config.data.sem_standardization(), row_drift=config.data.row_drift_augment)
-        for folder in args.data]
+    split = "train" if config.data.holdout_fraction > 0 else None
+    parts = [PairedDataset.for_training(folder, config.data, seed=config.train.seed, split=split)
+             for folder in args.data]
     dataset = parts[0] if len(parts) == 1 else ConcatPairedDataset(parts)
     result = fit(config, dataset, args.out, resume=not args.no_resume, init_from=args.init_from,
                  lr_scale=_lr_scale(args), command=_command_line(args, config), progress=True)
