@@ -120,6 +120,7 @@ def test_polygon_keys_vertices_undo_and_close_save_the_l_shape(page, app) -> Non
     assert saved.sum() - predicted.sum() == 31 * 31 - 15 * 16  # the L: 31² less its notch
 
 
+@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
 def test_magic_wand_remove_undo_key_and_add_save_the_sem_area(page, app) -> None:
     sample_id = _open(page, "demo-clean")
     with app.store() as store:
@@ -156,6 +157,7 @@ def test_magic_wand_remove_undo_key_and_add_save_the_sem_area(page, app) -> None
     assert np.array_equal(saved, expected)
 
 
+@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
 def test_zoomed_polygon_on_a_2048_image_saves_exact_full_resolution_pixels(page, app) -> None:
     with app.store() as store:
         demo = next(s for s in store.list_samples(limit=100) if "demo-clean" in (s.name or ""))

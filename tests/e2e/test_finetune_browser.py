@@ -72,6 +72,7 @@ def finetune_page(browser, finetune_app: RunningApp) -> Iterator[object]:
     context.close()
 
 
+@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
 def test_fine_tune_now_shows_the_verdict_and_the_job_in_history(finetune_page,
                                                                  finetune_app) -> None:
     page = finetune_page
