@@ -74,6 +74,7 @@ def test_first_sample_shows_its_sem_and_prediction(page, app) -> None:
     assert np.array_equal(fetch_image(page, "#pred-image")[..., 0], layout_image(mask))
 
 
+@pytest.mark.slow  # 20-30 s on 2 cores: `pytest -m slow`
 def test_a_drawn_stroke_is_saved_exactly_where_drawn(page, app) -> None:
     sample_id = open_editor(page)
     page.locator("#brush-width label", has_text="32 nm").click()
@@ -177,6 +178,7 @@ def test_a_corrupt_upload_is_reported_and_the_app_keeps_working(page, app,
     assert shown_sample(page) != shown
 
 
+@pytest.mark.slow  # 20-30 s on 2 cores: `pytest -m slow`
 def test_screenshots_of_every_tab(page, app) -> None:
     # Most uncertain first: a clean-profile sample with a visible prediction.
     page.locator("label", has_text="uncertainty").first.click()

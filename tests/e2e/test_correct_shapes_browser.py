@@ -84,6 +84,7 @@ def _empty_corner(mask: np.ndarray, side: int, margin: int = 6) -> tuple[int, in
     raise AssertionError("no empty window in the prediction to draw into")
 
 
+@pytest.mark.slow  # 20-30 s on 2 cores: `pytest -m slow`
 def test_polygon_keys_vertices_undo_and_close_save_the_l_shape(page, app) -> None:
     sample_id = _open(page, "demo-clean")
     with app.store() as store:
