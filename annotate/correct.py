@@ -89,7 +89,7 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
                            **_tools(width, view.sem_image.shape)),
             gr.Radio(choices=[s[0] for s in steps], value=label), tools.preview_file(plain),
             message, None, "Pick a tool (its key in brackets) and click on the result image.",
-            start, [], [], plain, viewport.fit(plain.shape), gr.Radio(value="Fit"),
+            editing.EditorBase(start), [], [], plain, viewport.fit(plain.shape), gr.Radio(value="Fit"),
             viewport.describe(plain.shape, None)]
 
 
@@ -130,7 +130,8 @@ def _layout(studio: Studio) -> dict:
                         value=400.0, minimum=0, label="Clean up: drop specks and holes smaller "
                         "than (nm²)", elem_id="min-area")
                     parts["snap"] = gr.Slider(0, 6, value=2, step=1,
-                                              label="Straighten steps up to (px)")
+                                              label="Straighten steps up to (px)",
+                                              elem_id="cleanup-snap")
                 parts["cleanup"] = gr.Button("Clean up (Manhattan)", elem_id="cleanup-btn")
             parts["author"] = gr.Textbox(value=studio.author, label="Saved as (reviewer)",
                                          max_lines=1)
@@ -151,7 +152,7 @@ def _cleanup(studio: Studio, current, value, loaded, area_nm2, snap_px, shown) -
     added = int(np.count_nonzero(cleaned & ~edited))
     removed = int(np.count_nonzero(edited & ~cleaned))
     plain = render.change_picture(view.sem_image, predicted, cleaned)
-    return (*tools.reload(view.sem_image, cleaned), tools.preview_file(plain, shown),
+    return (*tools.reload(view.sem_image, cleaned, edited), tools.preview_file(plain, shown),
             f"Clean up: {added} px filled, {removed} px removed (specks, holes, stair steps)."
             " Check the result, then save.", plain)
 
@@ -190,7 +191,7 @@ def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) 
     """Lay out the Correct tab and wire its own events."""
     prediction_id = gr.State(None)
     editor_sample = gr.State(None)  # the sample in the editor (stale when Review moved on)
-    base = gr.State(None)  # full-resolution mask the editor was last loaded with
+    base = gr.State(None)  # editing.EditorBase: the mask the editor was last loaded with
     parts = _layout(studio)
     panel: tools.ToolPanel = parts["panel"]
     editor, preview = parts["editor"], parts["preview"]

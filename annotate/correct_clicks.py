@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from annotate import correct_tools as tools
-from annotate import editing, polygon, render, viewport, wand
+from annotate import editing, polygon, render, threshold, viewport, wand
 from annotate.studio import Studio
 
 
@@ -30,10 +30,13 @@ def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[
         return editing.keep_region(mask, point)
     if mode == tools.MOVE:
         return editing.move_region_edges(mask, point, shift_nm, nm_per_px)
+    if mode == tools.MOVE_ALL:
+        return editing.move_all_edges(mask, shift_nm, nm_per_px)
     if mode in (tools.WAND_ADD, tools.WAND_REMOVE):
         return wand.apply_wand(mask, sem_image, point, mode == tools.WAND_ADD, tolerance)
-    if mode == tools.OTSU:
-        return editing.threshold_in_box(mask, sem_image, corner, point)
+    if mode in (tools.OTSU, tools.OTSU_INVERT):
+        return threshold.threshold_in_box(mask, sem_image, corner, point,
+                                          invert=mode == tools.OTSU_INVERT)
     rect = render.rectangle_mask(mask.shape, corner, point)
     return mask | rect if mode == tools.BOX_ADD else mask & ~rect
 
@@ -42,8 +45,9 @@ def _box_message(mode: str, shape: tuple[int, int], corner, point, nm: float) ->
     rows, cols = np.nonzero(render.rectangle_mask(shape, corner, point))
     height, width = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
     size = f"{width}×{height} px {{}} ({width * nm:g}×{height * nm:g} nm)"
-    if mode == tools.OTSU:
-        return f"Otsu threshold in a {size.format('box')}"
+    if mode in (tools.OTSU, tools.OTSU_INVERT):
+        side = "the side the mask had" if mode == tools.OTSU else "the other side"
+        return f"Thresholded a {size.format('box')}, pattern on {side}"
     return f"{'Added' if mode == tools.BOX_ADD else 'Removed'} a {size.format('rectangle')}"
 
 
@@ -51,7 +55,7 @@ def _applied(view, predicted, edited, new, message, past, shown) -> list:
     """Outputs after a tool changed the mask: editor and preview reloaded, history pushed."""
     message += f": {int(np.count_nonzero(new != edited))} px changed."
     plain = render.change_picture(view.sem_image, predicted, new)
-    return [*tools.reload(view.sem_image, new), tools.preview_file(plain, shown), None, [],
+    return [*tools.reload(view.sem_image, new, edited), tools.preview_file(plain, shown), None, [],
             message, [*(past or []), edited], plain]
 
 
@@ -122,8 +126,12 @@ def act(studio: Studio, current, value, loaded, corner, vertices, mode, shift, t
     nm = view.sample.nm_per_px
     new = apply_tool(mode, edited, view.sem_image, point, corner, float(shift or 0), nm,
                      float(tolerance or wand.DEFAULT_TOLERANCE))
-    message = (_box_message(mode, edited.shape, corner, point, nm) if mode in tools.BOX_TOOLS
-               else f"{name(mode)} at x = {point[0]}, y = {point[1]} px")
+    if mode in tools.BOX_TOOLS:
+        message = _box_message(mode, edited.shape, corner, point, nm)
+    elif mode == tools.MOVE_ALL:
+        message = f"{name(mode)} by {float(shift or 0):g} nm"
+    else:
+        message = f"{name(mode)} at x = {point[0]}, y = {point[1]} px"
     return _applied(view, predicted, edited, new, message, past, shown)
 
 
@@ -171,7 +179,7 @@ def change_view(plain, shown, vertices, corner, mode, zoom=None, step=None) -> t
             viewport.describe(plain.shape, shown))
 
 
-def undo_tool(studio: Studio, current, past, shown) -> tuple:
+def undo_tool(studio: Studio, current, past, shown, loaded=None) -> tuple:
     """Put back the mask from before the last tool: (editor, base, preview, status, history,
     unmarked picture)."""
     if current is None or not past:
@@ -179,7 +187,8 @@ def undo_tool(studio: Studio, current, past, shown) -> tuple:
     view = studio.view(current)
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
     plain = render.change_picture(view.sem_image, predicted, past[-1])
-    return (*tools.reload(view.sem_image, past[-1]), tools.preview_file(plain, shown),
+    replaced = loaded.mask if isinstance(loaded, editing.EditorBase) else None
+    return (*tools.reload(view.sem_image, past[-1], replaced), tools.preview_file(plain, shown),
             "Undid the last tool (strokes drawn after it are undone too).", past[:-1], plain)
 
 
@@ -208,7 +217,7 @@ def wire(studio: Studio, panel: tools.ToolPanel, editor_sample, editor, base, pr
     panel.mode.change(tool_changed, [panel.mode, panel.plain, panel.vertices, panel.first_corner,
                                      shown], shape_outputs)
     panel.undo_btn.click(lambda *args: undo_tool(studio, *args),
-                         [editor_sample, panel.history, shown],
+                         [editor_sample, panel.history, shown, base],
                          [editor, base, preview, panel.status, panel.history, panel.plain])
     marks = [panel.plain, shown, panel.vertices, panel.first_corner, panel.mode]
     view_outputs = [preview, shown, panel.bar.status]

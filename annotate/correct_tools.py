@@ -1,9 +1,9 @@
-"""The Correct tab's tools on the result image: boxes, polygons, magic wand, region clicks.
+"""The Correct tab's tools on the result image: boxes, thresholds, polygons, magic wand, regions.
 
 Every tool is one entry of the tool radio with its own key; a click on the result image
 goes to the selected tool, changes the mask, reloads the editor and pushes the mask it
 replaced onto the undo history. The mask operations themselves live in ``annotate.editing``,
-``annotate.polygon`` and ``annotate.wand``; this module only wires them to Gradio.
+``annotate.polygon``, ``annotate.threshold`` and ``annotate.wand``; this module only wires them to Gradio.
 """
 
 from __future__ import annotations
@@ -19,22 +19,24 @@ from annotate.studio import Studio
 
 PREVIEW_PX = 512  # small images are shown enlarged in the result preview (clicks divided back)
 BOX_ADD, BOX_REMOVE = "Add pattern (box) [R]", "Remove pattern (box) [⇧R]"
-OTSU = "Threshold in box (local Otsu) [T]"
+OTSU = "Threshold in box [T]"
+OTSU_INVERT = "Threshold in box, other side [⇧T]"
 POLY_ADD, POLY_REMOVE = "Polygon: add [P]", "Polygon: remove [⇧P]"
 WAND_ADD, WAND_REMOVE = "Magic wand: add [W]", "Magic wand: remove [⇧W]"
 FLIP, KEEP, MOVE = ("Delete / fill region [D]", "Keep only region [O]",
                     "Move region edges [M]")
-BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU)  # two clicks: opposite corners
+MOVE_ALL = "Move all edges [⇧M]"
+BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT)  # two clicks: opposite corners
 POLYGON_TOOLS = (POLY_ADD, POLY_REMOVE)  # a click per vertex, then close
-TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE, FLIP, KEEP,
-         MOVE]
-TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "p": POLY_ADD, "P": POLY_REMOVE,
-             "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE}
+TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE, FLIP, KEEP,
+         MOVE, MOVE_ALL]
+TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "T": OTSU_INVERT, "p": POLY_ADD, "P": POLY_REMOVE,
+             "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE, "M": MOVE_ALL}
 BUTTON_KEYS = {"Enter": "polygon-close-btn", "Backspace": "polygon-undo-btn",
                "Escape": "shape-cancel-btn", "u": "undo-tool-btn"}
-KEY_HELP = ("Keys: R/⇧R box add/remove · T Otsu box · P/⇧P polygon add/remove (Enter closes, "
+KEY_HELP = ("Keys: R/⇧R box add/remove · T/⇧T threshold in box (the side that matches the mask / the other side) · P/⇧P polygon add/remove (Enter closes, "
             "Backspace drops the last vertex, Esc cancels) · W/⇧W magic wand add/remove · "
-            "D delete/fill region · O keep region · M move edges · U undo last tool · "
+            "D delete/fill region · O keep region · M move the region's edges · ⇧M move all edges · U undo last tool · "
             "[ and ] (or - and +) brush width.")
 # Hints never name the tool: a status naming it means the tool has acted (tests wait on that).
 HINTS = {BOX_TOOLS: "Click two opposite corners on the result image.",
@@ -42,7 +44,9 @@ HINTS = {BOX_TOOLS: "Click two opposite corners on the result image.",
                         "or vertical); click the first vertex or press Enter to close.",
          (WAND_ADD, WAND_REMOVE): "Click inside a feature (or the substrate) on the result "
                                   "image: its SEM area up to the edges is filled or erased.",
-         (FLIP, KEEP, MOVE): "Click a region on the result image."}
+         (FLIP, KEEP, MOVE): "Click a region on the result image.",
+         (MOVE_ALL,): "Click anywhere on the result image: every edge moves by the nm set "
+                      "below."}
 
 # Tool keys: only while the Correct tab is shown and never while typing in a field.
 KEYS_JS = """
@@ -131,17 +135,23 @@ def marked(plain: np.ndarray, vertices, corner, mode: str) -> np.ndarray:
     return plain
 
 
-def reload(sem_image: np.ndarray, mask: np.ndarray) -> tuple[gr.ImageEditor, np.ndarray]:
-    """(editor update, base mask) for putting a new mask into the editor."""
-    return gr.ImageEditor(value=editing.editor_value(sem_image, mask)), mask
+def reload(sem_image: np.ndarray, mask: np.ndarray,
+           replaced: np.ndarray | None = None) -> tuple[gr.ImageEditor, editing.EditorBase]:
+    """(editor update, base) for putting a new mask into the editor in place of ``replaced``."""
+    return (gr.ImageEditor(value=editing.editor_value(sem_image, mask)),
+            editing.EditorBase(mask, replaced))
 
 
-def masks(studio: Studio, current: int, value: dict | None, loaded: np.ndarray | None):
+def masks(studio: Studio, current: int, value: dict | None,
+          loaded: editing.EditorBase | np.ndarray | None):
     """(sample view, predicted mask, mask as edited now) of the sample in the editor."""
     view = studio.view(current)
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
-    start = loaded if loaded is not None and loaded.shape == predicted.shape else predicted
-    return view, predicted, editing.edited_mask(value, start)
+    base = loaded if isinstance(loaded, editing.EditorBase) else editing.EditorBase(loaded) \
+        if loaded is not None else None
+    if base is None or base.mask.shape != predicted.shape:
+        return view, predicted, editing.edited_mask(value, predicted)
+    return view, predicted, editing.edited_mask(value, base.mask, base.superseded)
 
 
 def build_view_bar() -> ViewBar:
@@ -162,7 +172,7 @@ def build_panel(bar: ViewBar) -> ToolPanel:
         mode = gr.Radio(TOOLS, value=BOX_ADD, elem_id="rect-mode",
                         label="Tool on the result image (key in brackets)")
         with gr.Row():
-            shift_nm = gr.Number(value=4.0, label="Move region edges by (nm, < 0 inwards)",
+            shift_nm = gr.Number(value=4.0, label="Move edges by (nm, < 0 inwards)",
                                  elem_id="shift-nm")
             tolerance = gr.Slider(2, 12, value=wand.DEFAULT_TOLERANCE, step=0.5,
                                   label="Magic wand stops at edges above (× noise gradient)",

@@ -10,6 +10,8 @@ Gradio 6.31's gr.ImageEditor has two traits this module works around:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -70,15 +72,35 @@ def editor_mask(value: dict | None) -> np.ndarray | None:
     return None if coverage is None else coverage >= 0.5
 
 
-def edited_mask(value: dict | None, base: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class EditorBase:
+    """The full-resolution mask the editor was last loaded with, and the one it replaced.
+
+    The browser takes a moment to show a layer the server sent; an event fired meanwhile (a
+    quick second tool click, Save) uploads the editor as it was. Knowing the replaced mask lets
+    ``edited_mask`` tell that stale upload from the user's own strokes.
+    """
+
+    mask: np.ndarray
+    superseded: np.ndarray | None = None
+
+
+def edited_mask(value: dict | None, base: np.ndarray,
+                superseded: np.ndarray | None = None) -> np.ndarray:
     """The full-resolution mask after editing: ``base`` where the user left the layer alone,
-    the drawn/erased layer where they changed it (the editor was loaded with ``base``)."""
+    the drawn/erased layer where they changed it (the editor was loaded with ``base``).
+
+    An upload that still shows ``superseded`` (what the editor held before ``base`` was sent)
+    exactly is stale: the browser had not drawn the new layer yet, so ``base`` is kept."""
     drawn = editor_mask(value)
     if drawn is None:
         return base
     sent = to_editor_scale(base)
     if drawn.shape != sent.shape:
         return base  # not this sample's editor content (a stale upload): keep what we had
+    if superseded is not None and superseded.shape == base.shape and \
+            not np.array_equal(drawn, sent) and np.array_equal(drawn, to_editor_scale(superseded)):
+        return base
     if drawn.shape == base.shape:
         return drawn
     size = (base.shape[1], base.shape[0])
@@ -113,25 +135,6 @@ def keep_region(mask: np.ndarray, point_xy: tuple[int, int]) -> np.ndarray:
     return region if region.any() and mask[point_xy[1], point_xy[0]] else mask.copy()
 
 
-def threshold_in_box(mask: np.ndarray, sem_image: np.ndarray, corner_a: tuple[int, int],
-                     corner_b: tuple[int, int]) -> np.ndarray:
-    """Inside the box, the layout becomes the SEM thresholded at its local Otsu level; the side
-    (bright or dark = pattern) that agrees better with the current mask there is kept."""
-    (x0, x1), (y0, y1) = sorted((corner_a[0], corner_b[0])), sorted((corner_a[1], corner_b[1]))
-    window = np.ascontiguousarray(sem_image[y0:y1 + 1, x0:x1 + 1])
-    if window.size < 4:
-        return mask.copy()
-    grey = window if window.dtype == np.uint8 else cv2.normalize(
-        window.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    _, bright = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = bright.astype(bool)
-    current = mask[y0:y1 + 1, x0:x1 + 1]
-    local = bright if np.mean(bright == current) >= np.mean(~bright == current) else ~bright
-    out = mask.copy()
-    out[y0:y1 + 1, x0:x1 + 1] = local
-    return out
-
-
 def move_region_edges(mask: np.ndarray, point_xy: tuple[int, int], nm: float,
                       nm_per_px: float) -> np.ndarray:
     """Move every edge of the clicked pattern region out (nm > 0) or in by ``nm``, rounded to
@@ -140,6 +143,17 @@ def move_region_edges(mask: np.ndarray, point_xy: tuple[int, int], nm: float,
     region = region_at(mask, point_xy)
     if steps == 0 or not region.any() or not mask[point_xy[1], point_xy[0]]:
         return mask.copy()
+    return (mask & ~region) | _moved(region, nm, steps)
+
+
+def _moved(mask: np.ndarray, nm: float, steps: int) -> np.ndarray:
     kernel = np.ones((2 * steps + 1,) * 2, np.uint8)
-    moved = (cv2.dilate if nm > 0 else cv2.erode)(region.astype(np.uint8), kernel).astype(bool)
-    return (mask & ~region) | moved
+    return (cv2.dilate if nm > 0 else cv2.erode)(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def move_all_edges(mask: np.ndarray, nm: float, nm_per_px: float) -> np.ndarray:
+    """Move every edge of the layout out (nm > 0) or in by ``nm``, rounded to whole pixels: a
+    CD bias taken off the whole image at once. Gaps narrower than twice the shift close, and
+    pieces narrower than twice an inward shift vanish, as they would on the wafer."""
+    steps = round(abs(nm) / nm_per_px)
+    return mask.copy() if steps == 0 else _moved(mask, nm, steps)

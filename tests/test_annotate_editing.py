@@ -49,3 +49,18 @@ def test_an_upload_of_another_size_is_ignored() -> None:
     base = _fine_mask()
     stale = {"layers": [np.zeros((8, 8, 4), np.uint8)]}
     assert np.array_equal(edited_mask(stale, base), base)
+
+
+def test_an_upload_still_showing_the_replaced_mask_is_stale() -> None:
+    sem = np.zeros((64, 64), np.uint8)
+    before = np.zeros((64, 64), bool)
+    before[10:20, 10:50] = True
+    after = before.copy()
+    after[30:40, 10:50] = True  # a tool added a line and sent this mask to the editor
+    old_upload = _returned(editor_value(sem, before))  # the browser had not drawn it yet
+    assert np.array_equal(edited_mask(old_upload, after, superseded=before), after)
+    assert np.array_equal(edited_mask(old_upload, after), before)  # without the guard: lost
+    stroke = _returned(editor_value(sem, after))
+    stroke["layers"][0][50:52, 10:20] = (0, 160, 255, round(LAYER_ALPHA * 255))
+    drawn = edited_mask(stroke, after, superseded=before)  # a real stroke is kept
+    assert drawn[50:52, 10:20].all() and drawn[30:40, 10:50].all()

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from annotate.editing import move_region_edges
+from annotate.editing import move_all_edges, move_region_edges
+from annotate.threshold import threshold_in_box
 from tests.e2e.helpers import image_to_screen, shown_sample, wait_for_change, wait_for_editor
 
 pytestmark = pytest.mark.browser
@@ -59,3 +60,39 @@ def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
     expected = move_region_edges(predicted, (int(x), int(y)), 2 * nm_per_px, nm_per_px)
     assert np.array_equal(saved, expected)  # the deleted region is back, then grown by 2 px
     assert saved.sum() > predicted.sum()
+
+
+def test_threshold_other_side_then_move_all_edges_save_what_the_keys_did(page, app) -> None:
+    wait_for_change(page, "#review-header", lambda: page.locator(
+        '#queue-table [data-testid$="-1"]', has_text="demo-drifted").first.click(), "demo-drifted")
+    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), "demo-drifted")
+    wait_for_editor(page)
+    sample_id = shown_sample(page, "#correct-header")
+    with app.store() as store:
+        predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
+        sem = store.sample_image(sample_id)
+        nm_per_px = store.get_sample(sample_id).nm_per_px
+    page.wait_for_selector("#result-image img")
+    height, width = predicted.shape
+    corners = ((3, 2), (width - 4, height - 3))
+
+    page.locator("#correct-header").click()
+    page.keyboard.press("Shift+T")
+    _click_and_wait(page, lambda: _click_image(page, width, *corners[0]), "First corner")
+    status = _click_and_wait(page, lambda: _click_image(page, width, *corners[1]),
+                             "Thresholded a")
+    assert "the other side" in status
+    page.locator("#shift-nm input").fill(str(-nm_per_px))
+    page.locator("#shift-nm input").press("Tab")
+    page.wait_for_timeout(1000)
+    page.locator("#correct-header").click()
+    page.keyboard.press("Shift+M")
+    _click_and_wait(page, lambda: _click_image(page, width, 5, 5), "Move all edges by")
+    page.wait_for_timeout(1500)  # the editor receives the new layer
+    wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
+    with app.store() as store:
+        saved = store.pair_mask(store.latest_pair(sample_id))
+    thresholded = threshold_in_box(predicted, sem, *corners, invert=True)
+    expected = move_all_edges(thresholded, -nm_per_px, nm_per_px)
+    assert np.array_equal(saved, expected)
+    assert not np.array_equal(expected, thresholded)  # the edges did move
