@@ -89,8 +89,8 @@ def load(studio: Studio, sample_id: int | None, queue_ids: list[int], message: s
                            **_tools(width, view.sem_image.shape)),
             gr.Radio(choices=[s[0] for s in steps], value=label), tools.preview_file(plain),
             message, None, "Pick a tool (its key in brackets) and click on the result image.",
-            editing.EditorBase(start), [], [], plain, viewport.fit(plain.shape), gr.Radio(value="Fit"),
-            viewport.describe(plain.shape, None)]
+            editing.EditorBase(start), [], [], plain, viewport.fit(plain.shape),
+            gr.Radio(value="Fit"), viewport.describe(plain.shape, None)]
 
 
 def _layout(studio: Studio) -> dict:

@@ -55,8 +55,8 @@ def _applied(view, predicted, edited, new, message, past, shown) -> list:
     """Outputs after a tool changed the mask: editor and preview reloaded, history pushed."""
     message += f": {int(np.count_nonzero(new != edited))} px changed."
     plain = render.change_picture(view.sem_image, predicted, new)
-    return [*tools.reload(view.sem_image, new, edited), tools.preview_file(plain, shown), None, [],
-            message, [*(past or []), edited], plain]
+    return [*tools.reload(view.sem_image, new, edited), tools.preview_file(plain, shown), None,
+            [], message, [*(past or []), edited], plain]
 
 
 def finish_polygon(view, predicted, edited, vertices, mode, past, shown) -> list:
@@ -179,7 +179,8 @@ def change_view(plain, shown, vertices, corner, mode, zoom=None, step=None) -> t
             viewport.describe(plain.shape, shown))
 
 
-def undo_tool(studio: Studio, current, past, shown, loaded=None) -> tuple:
+def undo_tool(studio: Studio, current, past, shown,
+              loaded: editing.EditorBase | None = None) -> tuple:
     """Put back the mask from before the last tool: (editor, base, preview, status, history,
     unmarked picture)."""
     if current is None or not past:
@@ -187,7 +188,7 @@ def undo_tool(studio: Studio, current, past, shown, loaded=None) -> tuple:
     view = studio.view(current)
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
     plain = render.change_picture(view.sem_image, predicted, past[-1])
-    replaced = loaded.mask if isinstance(loaded, editing.EditorBase) else None
+    replaced = loaded.mask if loaded is not None else None
     return (*tools.reload(view.sem_image, past[-1], replaced), tools.preview_file(plain, shown),
             "Undid the last tool (strokes drawn after it are undone too).", past[:-1], plain)
 

@@ -28,15 +28,17 @@ FLIP, KEEP, MOVE = ("Delete / fill region [D]", "Keep only region [O]",
 MOVE_ALL = "Move all edges [⇧M]"
 BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT)  # two clicks: opposite corners
 POLYGON_TOOLS = (POLY_ADD, POLY_REMOVE)  # a click per vertex, then close
-TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE, FLIP, KEEP,
-         MOVE, MOVE_ALL]
-TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "T": OTSU_INVERT, "p": POLY_ADD, "P": POLY_REMOVE,
-             "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE, "M": MOVE_ALL}
+TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE,
+         FLIP, KEEP, MOVE, MOVE_ALL]
+TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "T": OTSU_INVERT, "p": POLY_ADD,
+             "P": POLY_REMOVE, "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE,
+             "M": MOVE_ALL}
 BUTTON_KEYS = {"Enter": "polygon-close-btn", "Backspace": "polygon-undo-btn",
                "Escape": "shape-cancel-btn", "u": "undo-tool-btn"}
-KEY_HELP = ("Keys: R/⇧R box add/remove · T/⇧T threshold in box (the side that matches the mask / the other side) · P/⇧P polygon add/remove (Enter closes, "
-            "Backspace drops the last vertex, Esc cancels) · W/⇧W magic wand add/remove · "
-            "D delete/fill region · O keep region · M move the region's edges · ⇧M move all edges · U undo last tool · "
+KEY_HELP = ("Keys: R/⇧R box add/remove · T/⇧T threshold in box (pattern on the side the mask "
+            "had / the other side) · P/⇧P polygon add/remove (Enter closes, Backspace drops the "
+            "last vertex, Esc cancels) · W/⇧W magic wand add/remove · D delete/fill region · "
+            "O keep region · M move the region's edges · ⇧M move all edges · U undo last tool · "
             "[ and ] (or - and +) brush width.")
 # Hints never name the tool: a status naming it means the tool has acted (tests wait on that).
 HINTS = {BOX_TOOLS: "Click two opposite corners on the result image.",
@@ -142,16 +144,13 @@ def reload(sem_image: np.ndarray, mask: np.ndarray,
             editing.EditorBase(mask, replaced))
 
 
-def masks(studio: Studio, current: int, value: dict | None,
-          loaded: editing.EditorBase | np.ndarray | None):
+def masks(studio: Studio, current: int, value: dict | None, loaded: editing.EditorBase | None):
     """(sample view, predicted mask, mask as edited now) of the sample in the editor."""
     view = studio.view(current)
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
-    base = loaded if isinstance(loaded, editing.EditorBase) else editing.EditorBase(loaded) \
-        if loaded is not None else None
-    if base is None or base.mask.shape != predicted.shape:
+    if loaded is None or loaded.mask.shape != predicted.shape:
         return view, predicted, editing.edited_mask(value, predicted)
-    return view, predicted, editing.edited_mask(value, base.mask, base.superseded)
+    return view, predicted, editing.edited_mask(value, loaded.mask, loaded.superseded)
 
 
 def build_view_bar() -> ViewBar:

@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
@@ -186,14 +187,12 @@ def correct_one(page, app, name: str, goal: float) -> dict:
     wall = time.perf_counter() - wall_started - thinking
     with app.store() as store:
         saved = store.pair_mask(store.latest_pair(sample_id))
-    uses: dict[str, int] = {}
-    for step in state.steps:
-        uses[step.tool.split(" [")[0]] = uses.get(step.tool.split(" [")[0], 0) + 1
+    uses = Counter(step.tool.split(" [")[0] for step in state.steps)
     return {"name": name, "sample": sample_id, "start_iou": round(iou(start, truth), 4),
             "saved_iou": round(iou(saved, truth), 4), "reached": bool(iou(saved, truth) >= goal),
             "saved_equals_shadow": bool(np.array_equal(saved, state.mask)),
             "saved_vs_shadow_px": int(np.count_nonzero(saved != state.mask)),
-            "actions": state.actions + 1, "steps": len(state.steps), "tools_used": uses,
+            "actions": state.actions + 1, "steps": len(state.steps), "tools_used": dict(uses),
             "tool_seconds": round(tool_seconds, 2), "wall_seconds": round(wall, 2),
             "operator_seconds": round(thinking, 2)}
 

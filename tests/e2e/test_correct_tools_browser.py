@@ -28,12 +28,17 @@ def _click_and_wait(page, click, status_has: str) -> str:
     return status
 
 
-def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
+def _open_in_correct(page, name: str) -> int:
+    """Pick the first queued sample whose name has ``name``, open it in Correct; its id."""
     wait_for_change(page, "#review-header", lambda: page.locator(
-        '#queue-table [data-testid$="-1"]', has_text="demo-clean").first.click(), "demo-clean")
-    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), "demo-clean")
+        '#queue-table [data-testid$="-1"]', has_text=name).first.click(), name)
+    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), name)
     wait_for_editor(page)
-    sample_id = shown_sample(page, "#correct-header")
+    return shown_sample(page, "#correct-header")
+
+
+def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
+    sample_id = _open_in_correct(page, "demo-clean")
     with app.store() as store:
         predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
         nm_per_px = store.get_sample(sample_id).nm_per_px
@@ -63,11 +68,7 @@ def test_delete_undo_then_move_edges_saves_the_moved_region(page, app) -> None:
 
 
 def test_threshold_other_side_then_move_all_edges_save_what_the_keys_did(page, app) -> None:
-    wait_for_change(page, "#review-header", lambda: page.locator(
-        '#queue-table [data-testid$="-1"]', has_text="demo-drifted").first.click(), "demo-drifted")
-    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), "demo-drifted")
-    wait_for_editor(page)
-    sample_id = shown_sample(page, "#correct-header")
+    sample_id = _open_in_correct(page, "demo-drifted")
     with app.store() as store:
         predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
         sem = store.sample_image(sample_id)
