@@ -52,7 +52,14 @@ from loop.bootstrap import DEMO_SETTING
 from semgan.infer import DEFAULT_MODEL_DIR, Predictor
 from semgan.metrics import iou
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_app, stop_app
-from tests.e2e.helpers import image_to_screen, shown_sample, wait_for_change, wait_for_editor
+from tests.e2e.helpers import (
+    image_to_screen,
+    show_in_review,
+    shown_sample,
+    text_of,
+    wait_for_change,
+    wait_for_editor,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "correction.json"
 KEY_OF = {tool: key if key.islower() else f"Shift+{key}" for key, tool in tools.TOOL_KEYS.items()}
@@ -126,30 +133,11 @@ def play(page, state: OperatorState, step: Step, width: int) -> float:
                                    "#rect-status", expected)
 
 
-def _text(page, selector: str) -> str:
-    """The element's text, "" while its tab has not rendered it."""
-    return page.evaluate("(sel) => { const e = document.querySelector(sel); "
-                         "return e ? e.innerText : ''; }", selector)
-
-
 def _open(page, name: str) -> int:
-    """Pick ``name`` in the Review queue and open it in the Correct tab; its sample id."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
+    """Show ``name`` in Review and open it in the Correct tab; its sample id."""
     page.get_by_role("tab", name="Review").click()
-    for _ in range(5):  # the queue table re-renders after a save: a click may hit a moved row
-        if name in _text(page, "#review-header"):
-            break
-        page.locator('#queue-table [data-testid$="-1"]', has_text=name).first.click()
-        try:
-            page.wait_for_function("([sel, want]) => { const e = document.querySelector(sel);"
-                                   " return e && e.innerText.includes(want); }",
-                                   arg=["#review-header", name], timeout=15_000)
-        except PlaywrightTimeout:  # the click missed: click again
-            continue
-    else:
-        raise RuntimeError(f"could not open {name} from the queue")
-    if name in _text(page, "#correct-header"):  # Save moved Correct onto it
+    show_in_review(page, name, 15_000)
+    if name in text_of(page, "#correct-header"):  # Save moved Correct onto it
         page.click("#correct-btn")
         page.wait_for_timeout(2000)
     else:

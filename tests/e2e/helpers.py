@@ -33,6 +33,35 @@ def wait_for_change(page, selector: str, action: Callable[[], None], contains: s
     return page.locator(selector).inner_text()
 
 
+def text_of(page, selector: str) -> str:
+    """The element's text, "" while its tab has not rendered it."""
+    return page.evaluate("(sel) => { const e = document.querySelector(sel); "
+                         "return e ? e.innerText : ''; }", selector)
+
+
+def show_in_review(page, name: str, timeout_ms: int = 30_000) -> int:
+    """Show the first queued sample whose name has ``name`` in Review; its id.
+
+    A sample already shown is left as it is (a click on it would change nothing to wait for:
+    after a save, Review may have moved onto it by itself). The queue table re-renders after a
+    save, so a click can hit a row that moved: it is repeated."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(5):
+        if name in text_of(page, "#review-header"):
+            return shown_sample(page)
+        page.locator('#queue-table [data-testid$="-1"]', has_text=name).first.click()
+        try:
+            page.wait_for_function("([sel, want]) => { const e = document.querySelector(sel);"
+                                   " return e && e.innerText.includes(want); }",
+                                   arg=["#review-header", name], timeout=timeout_ms)
+        except PlaywrightTimeout:
+            continue
+    if name not in text_of(page, "#review-header"):
+        raise AssertionError(f"could not show {name!r} from the Review queue")
+    return shown_sample(page)
+
+
 def wait_for_editor(page) -> None:
     """Wait until the image editor has laid out an image (its zoom leaves the blank 72 %)."""
     page.wait_for_function("() => { const z = document.querySelector('#editor .zoom-number'); "

@@ -8,7 +8,13 @@ import pytest
 
 from annotate.editing import move_all_edges, move_region_edges
 from annotate.threshold import threshold_in_box
-from tests.e2e.helpers import image_to_screen, shown_sample, wait_for_change, wait_for_editor
+from tests.e2e.helpers import (
+    image_to_screen,
+    show_in_review,
+    shown_sample,
+    wait_for_change,
+    wait_for_editor,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +36,7 @@ def _click_and_wait(page, click, status_has: str) -> str:
 
 def _open_in_correct(page, name: str) -> int:
     """Pick the first queued sample whose name has ``name``, open it in Correct; its id."""
-    wait_for_change(page, "#review-header", lambda: page.locator(
-        '#queue-table [data-testid$="-1"]', has_text=name).first.click(), name)
+    show_in_review(page, name)
     wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), name)
     wait_for_editor(page)
     return shown_sample(page, "#correct-header")

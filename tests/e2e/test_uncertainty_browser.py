@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from loop.uncertainty import uncertainty_map
-from tests.e2e.helpers import shown_sample, wait_for_change
+from tests.e2e.helpers import show_in_review
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +22,7 @@ def _shown(page, selector: str) -> np.ndarray:
 
 
 def test_review_shows_the_score_and_paints_unsure_pixels_magenta(page, app) -> None:
-    wait_for_change(page, "#review-header", lambda: page.locator(
-        '#queue-table [data-testid$="-1"]', has_text="demo-drifted").first.click(), "demo-drifted")
-    sample_id = shown_sample(page)
+    sample_id = show_in_review(page, "demo-drifted")
     with app.store() as store:
         summary = store.latest_prediction(sample_id).confidence_summary
         pixel_map = uncertainty_map(store, summary)
