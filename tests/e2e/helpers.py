@@ -11,8 +11,8 @@ SAMPLE_RE = re.compile(r"Sample (\d+)")
 
 
 def shown_sample(page, header: str = "#review-header") -> int | None:
-    """The sample id in a tab's header ("Sample 12 — …"), or None."""
-    match = SAMPLE_RE.search(page.locator(header).inner_text())
+    """The sample id in a tab's header ("Sample 12 — …"), or None (also before its tab renders)."""
+    match = SAMPLE_RE.search(text_of(page, header))
     return int(match.group(1)) if match else None
 
 
