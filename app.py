@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except ShareNotConfirmedError as exc:
         print(red(f"error: {exc}"), file=sys.stderr)
         return 2
-    from annotate.app import build_ui, launch_kwargs
+    from annotate.blocks import build_ui, launch_kwargs
     from annotate.studio import Studio
     from loop.bootstrap import bootstrap
     from loop.shutdown import sigterm_as_keyboard_interrupt

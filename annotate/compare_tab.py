@@ -9,7 +9,7 @@ import gradio as gr
 from annotate import format as fmt
 from annotate import render
 from annotate.studio import Studio
-from loop.predictions import disagreement, evaluate_version, heldout_sets, most_disagreeing
+from loop.compare import disagreement, evaluate_version, heldout_sets, most_disagreeing
 from semgan.errors import SemganError
 from store import StoreError
 
@@ -23,13 +23,37 @@ LEGEND = ("<div class='sg-legend'><span class='sg-swatch' style='background:rgb(
           "</span> both</div>")
 
 
+@dataclass(frozen=True)
+class Compared:
+    """One sample under models A and B (``CompareUI.fill`` maps it onto the tab)."""
+
+    summary: str
+    sem: str | None = None  # PNG paths
+    a: str | None = None
+    b: str | None = None
+    diff: str | None = None
+
+
 @dataclass
 class CompareUI:
     """The Compare tab's components that app.py wires to."""
 
     versions: list[gr.Dropdown]
-    show_outputs: list[gr.components.Component]
+    sem_img: gr.Image
+    a_img: gr.Image
+    b_img: gr.Image
+    diff_img: gr.Image
+    summary: gr.HTML
     compare_btn: gr.Button
+
+    @property
+    def show_outputs(self) -> list[gr.components.Component]:
+        return [self.sem_img, self.a_img, self.b_img, self.diff_img, self.summary]
+
+    def fill(self, compared: Compared) -> dict:
+        """The sample panels' updates."""
+        return {self.sem_img: compared.sem, self.a_img: compared.a, self.b_img: compared.b,
+                self.diff_img: compared.diff, self.summary: compared.summary}
 
 
 def default_versions(studio: Studio) -> tuple[str | None, str | None]:
@@ -43,18 +67,18 @@ def default_versions(studio: Studio) -> tuple[str | None, str | None]:
 
 
 def compare_sample(studio: Studio, choice_a: str | None, choice_b: str | None,
-                   sample_id: int | None) -> list:
+                   sample_id: int | None) -> Compared:
     """SEM | A | B | disagreement map and a summary for one sample."""
     version_a, version_b = fmt.version_of(choice_a), fmt.version_of(choice_b)
     if sample_id is None or version_a is None or version_b is None:
-        return [None, None, None, None, "Pick a sample in Review and two model versions."]
+        return Compared("Pick a sample in Review and two model versions.")
     view = studio.view(sample_id)
     try:
         mask_a, mask_b, diff = disagreement(studio.store, sample_id, version_a, version_b,
                                             studio.cache)
     except (SemganError, StoreError) as exc:
         gr.Warning(str(exc))
-        return [render.png_file(view.sem_image), None, None, None, f"Cannot compare: {exc}"]
+        return Compared(f"Cannot compare: {exc}", render.png_file(view.sem_image))
     rows = ""
     if view.truth is not None:
         for version in (version_a, version_b):
@@ -66,9 +90,10 @@ def compare_sample(studio: Studio, choice_a: str | None, choice_b: str | None,
     summary = (f"<p><b>Sample {sample_id}</b>{same}: IoU(A, B) = <b>{diff.iou:.4f}</b> · only "
                f"A: {diff.only_a:,} px ({diff.only_a * nm2:,.0f} nm²) · only B: "
                f"{diff.only_b:,} px ({diff.only_b * nm2:,.0f} nm²)</p>{rows}")
-    return [render.png_file(view.sem_image), render.png_file(render.layout_image(mask_a)),
-            render.png_file(render.layout_image(mask_b)),
-            render.png_file(render.disagreement_map(view.sem_image, mask_a, mask_b)), summary]
+    return Compared(summary, render.png_file(view.sem_image),
+                    render.png_file(render.layout_image(mask_a)),
+                    render.png_file(render.layout_image(mask_b)),
+                    render.png_file(render.disagreement_map(view.sem_image, mask_a, mask_b)))
 
 
 def evaluate(studio: Studio, choice_a: str | None, choice_b: str | None,
@@ -111,7 +136,7 @@ def build(studio: Studio, sample: gr.State) -> CompareUI:
                          buttons=["fullscreen", "download"])
         diff_img = gr.Image(label="Disagreement map", format="png", interactive=False,
                             elem_id="compare-diff", height=300,
-                         buttons=["fullscreen", "download"])
+                            buttons=["fullscreen", "download"])
     gr.HTML(LEGEND)
     summary = gr.HTML(elem_id="compare-summary")
     eval_btn = gr.Button(f"Evaluate A and B on the held-out sets (≤ {EVAL_LIMIT} samples "
@@ -127,7 +152,7 @@ def build(studio: Studio, sample: gr.State) -> CompareUI:
     gr.Markdown("Click a row to compare on that sample (it also becomes the current sample in "
                 "Review and Correct).")
     disagree_ids = gr.State([])
-    show_outputs = [sem_img, a_img, b_img, diff_img, summary]
+    ui = CompareUI([version_a, version_b], sem_img, a_img, b_img, diff_img, summary, compare_btn)
 
     def run_eval(a, b, progress=gr.Progress()):  # noqa: B008 (how Gradio injects progress)
         return evaluate(studio, a, b, progress)
@@ -135,7 +160,7 @@ def build(studio: Studio, sample: gr.State) -> CompareUI:
     def find(a, b):
         version_a, version_b = fmt.version_of(a), fmt.version_of(b)
         if version_a is None or version_b is None:
-            return [], []
+            return {disagree: [], disagree_ids: []}
         ids = [s.id for s in studio.store.list_samples(limit=SCAN_LIMIT)]
         found = most_disagreeing(studio.store, version_a, version_b, ids, cache=studio.cache)
         rows = []
@@ -143,16 +168,16 @@ def build(studio: Studio, sample: gr.State) -> CompareUI:
             s = studio.store.get_sample(item.sample_id)
             rows.append([s.id, s.name or "", s.tool or "", f"{1 - item.iou:.4f}",
                          item.only_a, item.only_b])
-        return rows, [item.sample_id for item in found]
+        return {disagree: rows, disagree_ids: [item.sample_id for item in found]}
 
     def pick(ids, a, b, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         target = ids[row] if 0 <= row < len(ids) else None
-        return [target, *compare_sample(studio, a, b, target)]
+        return {sample: target, **ui.fill(compare_sample(studio, a, b, target))}
 
-    compare_btn.click(lambda a, b, s: compare_sample(studio, a, b, s),
-                      [version_a, version_b, sample], show_outputs)
+    compare_btn.click(lambda a, b, s: ui.fill(compare_sample(studio, a, b, s)),
+                      [version_a, version_b, sample], ui.show_outputs)
     eval_btn.click(run_eval, [version_a, version_b], table)
     find_btn.click(find, [version_a, version_b], [disagree, disagree_ids])
-    disagree.select(pick, [disagree_ids, version_a, version_b], [sample, *show_outputs])
-    return CompareUI([version_a, version_b], show_outputs, compare_btn)
+    disagree.select(pick, [disagree_ids, version_a, version_b], [sample, *ui.show_outputs])
+    return ui

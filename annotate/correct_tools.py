@@ -9,7 +9,8 @@ replaced onto the undo history. The mask operations themselves live in ``annotat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from annotate import editing, polygon, render, viewport, wand
 from annotate.studio import Studio
 
+MASK_EVENTS = {"concurrency_id": "correct-mask", "concurrency_limit": 1}  # one at a time, in order
 PREVIEW_PX = 512  # small images are shown enlarged in the result preview (clicks divided back)
 BOX_ADD, BOX_REMOVE = "Add pattern (box) [R]", "Remove pattern (box) [⇧R]"
 OTSU = "Threshold in box [T]"
@@ -118,6 +120,50 @@ class ToolPanel:
     undo_btn: gr.Button
 
 
+KEEP: Any = object()  # an Outcome field left as it is
+
+
+@dataclass
+class Outcome:
+    """What a Correct-tab handler changes, by name; a field left ``KEEP`` is not sent."""
+
+    editor: Any = KEEP  # gr.ImageEditor update
+    base: Any = KEEP  # editing.EditorBase
+    preview: Any = KEEP  # result image file
+    first_corner: Any = KEEP
+    vertices: Any = KEEP
+    status: Any = KEEP  # the tool status line
+    history: Any = KEEP  # undo stack of masks
+    plain: Any = KEEP  # result picture without marks
+    point: Any = KEEP  # where ``act`` should apply the tool (or "close")
+    pending: Any = KEEP
+    view: Any = KEEP  # viewport.View of the result image
+    view_status: Any = KEEP
+    change: Any = KEEP  # the change summary under the editor
+
+    def loaded(self, editor_and_base: tuple[gr.ImageEditor, editing.EditorBase]) -> Outcome:
+        """This outcome with the editor and its base from ``reload``."""
+        self.editor, self.base = editor_and_base
+        return self
+
+
+class Targets(dict):
+    """Outcome field → the component it fills; renders an Outcome as Gradio's output dict."""
+
+    def render(self, outcome: Outcome) -> dict:
+        """{component: value} of the fields the outcome sets (gr.skip() when none)."""
+        out = {}
+        for item in fields(outcome):
+            value = getattr(outcome, item.name)
+            if value is not KEEP:
+                out[self[item.name]] = value
+        return out or gr.skip()
+
+    def outputs(self, *names: str) -> list:
+        """The components of ``names`` (an event's outputs)."""
+        return [self[name] for name in names]
+
+
 def hint(mode: str) -> str:
     """The status line that tells what the selected tool expects."""
     return next((text for tools, text in HINTS.items() if mode in tools), "")
@@ -137,11 +183,26 @@ def marked(plain: np.ndarray, vertices, corner, mode: str) -> np.ndarray:
     return plain
 
 
-def reload(sem_image: np.ndarray, mask: np.ndarray,
-           replaced: np.ndarray | None = None) -> tuple[gr.ImageEditor, editing.EditorBase]:
-    """(editor update, base) for putting a new mask into the editor in place of ``replaced``."""
-    return (gr.ImageEditor(value=editing.editor_value(sem_image, mask)),
-            editing.EditorBase(mask, replaced))
+def editor_window(shape: tuple[int, ...], view: viewport.View | None) -> editing.Window | None:
+    """The part of the image the editor shows: the result image's window when zoomed in (at full
+    resolution up to ``editing.EDIT_MAX_PX`` a side), else the whole image."""
+    if view is None or view[0] == 1:
+        return None
+    return viewport.window(shape, view)
+
+
+def reload(sem_image: np.ndarray, mask: np.ndarray, view: viewport.View | None = None,
+           replaced: editing.EditorBase | None = None,
+           held: np.ndarray | None = None, **editor: object
+           ) -> tuple[gr.ImageEditor, editing.EditorBase]:
+    """(editor update, base) for putting ``mask`` into the editor, showing the view's window,
+    in place of what the editor held: ``held`` (default: ``replaced``'s mask) in ``replaced``'s
+    window. ``editor``: more gr.ImageEditor settings (brush sizes)."""
+    window = editor_window(mask.shape, view)
+    if held is None and replaced is not None:
+        held = replaced.mask
+    return (gr.ImageEditor(value=editing.editor_value(sem_image, mask, window), **editor),
+            editing.EditorBase(mask, held, window, replaced.window if replaced else None))
 
 
 def masks(studio: Studio, current: int, value: dict | None, loaded: editing.EditorBase | None):
@@ -150,7 +211,7 @@ def masks(studio: Studio, current: int, value: dict | None, loaded: editing.Edit
     predicted = view.mask if view.mask is not None else np.zeros(view.sem_image.shape, bool)
     if loaded is None or loaded.mask.shape != predicted.shape:
         return view, predicted, editing.edited_mask(value, predicted)
-    return view, predicted, editing.edited_mask(value, loaded.mask, loaded.superseded)
+    return view, predicted, loaded.edited(value)
 
 
 def build_view_bar() -> ViewBar:

@@ -3,9 +3,10 @@
 Gradio 6.31's gr.ImageEditor has two traits this module works around:
 - it places layers by its ``canvas_size``, so the editor is built with a canvas smaller than
   any image (EDITOR_CANVAS) and the background then sizes it;
-- it slows to a crawl on very large canvases, so images wider than EDIT_MAX_PX are edited at
-  a reduced scale and only the pixels the user changed are carried back to full resolution
-  (untouched pattern keeps its exact full-resolution edges).
+- it slows to a crawl on very large canvases, so the editor shows at most EDIT_MAX_PX a side:
+  zoomed in, it shows the result image's window at full resolution (``Window``); a whole image
+  wider than that is shown at a reduced scale, and only the pixels the user changed are carried
+  back to full resolution (untouched pattern keeps its exact full-resolution edges).
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ LAYER_ALPHA = 0.45
 BRUSH_COLOR = ("#00a0ff", LAYER_ALPHA)  # gr.Brush colour: the same as the layer
 EDITOR_CANVAS = (16, 16)  # gr.ImageEditor canvas_size: must not exceed any image
 EDIT_MAX_PX = 1024
+Window = tuple[int, int, int, int]  # (top, left, rows, cols): the part of the image edited
+
+
+def crop(image: np.ndarray, window: Window | None) -> np.ndarray:
+    """The part of ``image`` a window covers (all of it for None)."""
+    if window is None:
+        return image
+    top, left, rows, cols = window
+    return image[top:top + rows, left:left + cols]
 
 
 def edit_scale(shape: tuple[int, ...]) -> float:
@@ -43,8 +53,12 @@ def to_editor_scale(mask: np.ndarray) -> np.ndarray:
     return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
 
 
-def editor_value(sem_image: np.ndarray, mask: np.ndarray | None) -> dict:
-    """gr.ImageEditor value (files): the SEM as background, the mask as one translucent layer."""
+def editor_value(sem_image: np.ndarray, mask: np.ndarray | None,
+                 window: Window | None = None) -> dict:
+    """gr.ImageEditor value (files): the SEM as background, the mask as one translucent layer
+    (of the window only, when one is given)."""
+    sem_image = crop(sem_image, window)
+    mask = None if mask is None else crop(mask, window)
     size = _edit_size(sem_image.shape)
     if size != (sem_image.shape[1], sem_image.shape[0]):
         sem_image = cv2.resize(sem_image, size, interpolation=cv2.INTER_AREA)
@@ -83,32 +97,51 @@ class EditorBase:
 
     mask: np.ndarray
     superseded: np.ndarray | None = None
+    window: Window | None = None  # the part of ``mask`` the editor shows (None: all)
+    superseded_window: Window | None = None  # ... and the part it showed of ``superseded``
+
+    def edited(self, value: dict | None) -> np.ndarray:
+        """The full-resolution mask after the editing that ``value`` (an upload) shows."""
+        return edited_mask(value, self.mask, self.superseded, self.window,
+                           self.superseded_window)
 
 
-def edited_mask(value: dict | None, base: np.ndarray,
-                superseded: np.ndarray | None = None) -> np.ndarray:
+def edited_mask(value: dict | None, base: np.ndarray, superseded: np.ndarray | None = None,
+                window: Window | None = None,
+                superseded_window: Window | None = None) -> np.ndarray:
     """The full-resolution mask after editing: ``base`` where the user left the layer alone,
-    the drawn/erased layer where they changed it (the editor was loaded with ``base``).
+    the drawn/erased layer where they changed it (the editor was loaded with ``base``, or with
+    its ``window`` part; pixels outside the window are ``base``'s).
 
-    An upload that still shows ``superseded`` (what the editor held before ``base`` was sent)
-    exactly is stale: the browser had not drawn the new layer yet, so ``base`` is kept."""
+    An upload that still shows ``superseded`` (what the editor held before ``base`` was sent,
+    its ``superseded_window`` part) exactly is stale: the browser had not drawn the new layer
+    yet, so ``base`` is kept."""
     drawn = editor_mask(value)
     if drawn is None:
         return base
-    sent = to_editor_scale(base)
+    part = crop(base, window)
+    sent = to_editor_scale(part)
     if drawn.shape != sent.shape:
-        return base  # not this sample's editor content (a stale upload): keep what we had
+        return base  # not this sample's (or this window's) editor content: keep what we had
     if superseded is not None and superseded.shape == base.shape and \
-            not np.array_equal(drawn, sent) and np.array_equal(drawn, to_editor_scale(superseded)):
+            not np.array_equal(drawn, sent) and \
+            np.array_equal(drawn, to_editor_scale(crop(superseded, superseded_window))):
         return base
-    if drawn.shape == base.shape:
-        return drawn
-    size = (base.shape[1], base.shape[0])
-    changed = cv2.resize((drawn != sent).astype(np.uint8), size,
-                         interpolation=cv2.INTER_NEAREST).astype(bool)
-    full_drawn = cv2.resize(drawn.astype(np.uint8), size,
-                            interpolation=cv2.INTER_NEAREST).astype(bool)
-    return np.where(changed, full_drawn, base)
+    if drawn.shape == part.shape:
+        edited = drawn
+    else:
+        size = (part.shape[1], part.shape[0])
+        changed = cv2.resize((drawn != sent).astype(np.uint8), size,
+                             interpolation=cv2.INTER_NEAREST).astype(bool)
+        full_drawn = cv2.resize(drawn.astype(np.uint8), size,
+                                interpolation=cv2.INTER_NEAREST).astype(bool)
+        edited = np.where(changed, full_drawn, part)
+    if window is None:
+        return edited
+    out = base.copy()
+    top, left, rows, cols = window
+    out[top:top + rows, left:left + cols] = edited
+    return out
 
 
 # -- one-click correction tools (the Correct tab's result-image tools) ---------------------------

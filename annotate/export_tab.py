@@ -97,9 +97,9 @@ def build(studio: Studio) -> None:
                                                     SPLITS[choice])
         except StoreError as exc:
             gr.Warning(str(exc))
-            return f"Export failed: {exc}", None
-        return (f"Exported {count} pairs to `{folder}` (sem/, layout/, manifest.json, "
-                "manifest.csv)."), [str(archive)]
+            return {status: f"Export failed: {exc}", files: None}
+        return {status: f"Exported {count} pairs to `{folder}` (sem/, layout/, manifest.json, "
+                "manifest.csv).", files: [str(archive)]}
 
     def gds(choice, layer_text):
         try:
@@ -107,12 +107,12 @@ def build(studio: Studio) -> None:
                                SPLITS[choice], parse_layer(layer_text))
         except (ExportError, SemganError, StoreError) as exc:
             gr.Warning(str(exc))
-            return f"Export failed: {exc}", None
+            return {status: f"Export failed: {exc}", files: None}
         if not paths:
-            return "No corrected pairs to export yet.", None
-        return (f"Wrote {len(paths)} GDS file(s), one cell per sample (named S + the sample "
-                f"id, e.g. {cell_name(1)}), layer {layer_text}, 1 database unit = 1 nm: " +
-                ", ".join(f"`{p}`" for p in paths)), for_download(paths)
+            return {status: "No corrected pairs to export yet.", files: None}
+        return {status: f"Wrote {len(paths)} GDS file(s), one cell per sample (named S + the "
+                f"sample id, e.g. {cell_name(1)}), layer {layer_text}, 1 database unit = 1 nm: "
+                + ", ".join(f"`{p}`" for p in paths), files: for_download(paths)}
 
     png_btn.click(png, split, [status, files])
     gds_btn.click(gds, [split, layer], [status, files])

@@ -1,21 +1,22 @@
 """Fine-tune tab: trigger counters, the recipe, Fine-tune now / Cancel, live progress and losses,
 the gate's verdict, the job history, the automatic trigger's settings and the drift monitor.
 
-The buttons call what ``python -m loop finetune / cancel / settings`` call. A 2 s timer follows
-the jobs; when nothing changed and no job is active a tick costs one query and updates nothing.
+The buttons call what ``python -m loop finetune / cancel / settings`` call; a 2 s timer follows
+the jobs and updates nothing while nothing changed.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from dataclasses import dataclass
 
 import gradio as gr
 
 from annotate import finetune_plots as plots
 from annotate import finetune_view as view
 from annotate import render
+from annotate.finetune_layout import FinetuneUI, JobPanels, layout
 from annotate.studio import Studio
 from loop.finetune import FinetuneError, finetune_config, request_finetune
 from loop.triggers import TriggerError, check_triggers, set_trigger_settings, trigger_state
@@ -28,15 +29,6 @@ RESPAWN_AFTER_S = 30.0  # a job queued this long without a live worker gets one 
 HISTORY_LIMIT = 50
 SIGNATURE_JOBS = 3  # the newest jobs the timer compares between ticks
 DRIFT_SAMPLES = 200
-
-
-@dataclass
-class FinetuneUI:
-    """The Fine-tune tab's components that app.py refreshes on tab select."""
-
-    refresh_outputs: list[gr.components.Component]  # filled by refresh(studio)
-    launch_btn: gr.Button
-    cancel_btn: gr.Button
 
 
 def launch(studio: Studio) -> str:
@@ -66,11 +58,29 @@ def cancel(studio: Studio) -> str:
             "registered and production is unchanged.")
 
 
+def parse_trigger_settings(auto_trigger: bool, threshold: float | None,
+                           min_pairs_for_drift: float | None,
+                           cooldown_hours: float | None) -> dict:
+    """The form's values as set_trigger_settings arguments; blanks and fractions raise."""
+    def whole(name: str, value: float | None) -> int:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise TriggerError(f"trigger setting: enter a number for {name}")
+        if float(value) != int(value):
+            raise TriggerError(f"trigger setting: {name} counts pairs, so it must be a whole "
+                               f"number, got {value:g}")
+        return int(value)
+    if cooldown_hours is None or math.isnan(float(cooldown_hours)):
+        raise TriggerError("trigger setting: enter a number for cooldown_hours")
+    return {"auto_trigger": bool(auto_trigger), "threshold": whole("threshold", threshold),
+            "min_pairs_for_drift": whole("min_pairs_for_drift", min_pairs_for_drift),
+            "cooldown_hours": float(cooldown_hours)}
+
+
 def save_settings(studio: Studio, auto_trigger: bool, threshold: float | None,
                   min_pairs_for_drift: float | None, cooldown_hours: float | None) -> str:
     """Validate and save the automatic trigger's switch and numbers (``loop settings``)."""
     try:
-        saved = set_trigger_settings(studio.store, **view.parse_trigger_settings(
+        saved = set_trigger_settings(studio.store, **parse_trigger_settings(
             auto_trigger, threshold, min_pairs_for_drift, cooldown_hours))
     except TriggerError as exc:
         return f"**Not saved:** {exc}"
@@ -107,117 +117,76 @@ def signature(jobs: list[Job]) -> tuple:
                  for j in jobs[:SIGNATURE_JOBS])
 
 
-def job_update(studio: Studio, jobs: list[Job] | None = None) -> list:
-    """The job-driven panels in ``job_outputs`` order (after a launch, a cancel, a changed tick).
-
-    Ends with the Fine-tune now and Cancel buttons, enabled as a job is (not) active.
-    """
+def job_update(studio: Studio, panels: JobPanels, jobs: list[Job] | None = None) -> dict:
+    """The job-driven panels (after a launch, a cancel, a changed tick); Fine-tune now and
+    Cancel are enabled as no job / a job is active."""
     store = studio.store
     jobs = view.training_jobs(store, HISTORY_LIMIT) if jobs is None else jobs
     progress, picture, log = job_panels(studio, jobs)
     active = any(j.active for j in jobs)
-    return [signature(jobs), view.trigger_html(store.counts(), trigger_state(store)), progress,
-            gr.Image(value=picture, visible=picture is not None), log,
-            view.verdict_html(next((j for j in jobs if not j.active), None)),
-            view.history_rows(jobs), studio.counters(), gr.Button(interactive=not active),
-            gr.Button(interactive=active)]
+    return {panels.seen: signature(jobs),
+            panels.triggers: view.trigger_html(store.counts(), trigger_state(store)),
+            panels.progress: progress, panels.loss: gr.Image(value=picture,
+                                                             visible=picture is not None),
+            panels.log: log,
+            panels.verdict: view.verdict_html(next((j for j in jobs if not j.active), None)),
+            panels.history: view.history_rows(jobs), panels.counters: studio.counters(),
+            panels.launch_btn: gr.Button(interactive=not active),
+            panels.cancel_btn: gr.Button(interactive=active)}
 
 
-def refresh(studio: Studio) -> list:
-    """Every panel of the tab, in FinetuneUI.refresh_outputs order (on tab select)."""
-    store = studio.store
+def refresh(studio: Studio, ui: FinetuneUI) -> dict:
+    """Every panel of the tab (on tab select and Refresh)."""
+    store, s = studio.store, ui.settings
     settings = trigger_state(store).settings
     alarm, picture = drift_panel(studio)
-    return [*job_update(studio), view.config_html(finetune_config(store), store.counts()),
-            alarm, gr.Image(value=picture, visible=picture is not None), settings.auto_trigger,
-            settings.threshold,
-            settings.min_pairs_for_drift, settings.cooldown_hours]
+    return {**job_update(studio, ui.jobs),
+            s.config: view.config_html(finetune_config(store), store.counts()), s.alarm: alarm,
+            s.drift_img: gr.Image(value=picture, visible=picture is not None),
+            s.auto: settings.auto_trigger, s.threshold: settings.threshold,
+            s.drift_pairs: settings.min_pairs_for_drift, s.cooldown: settings.cooldown_hours}
 
 
 def build(studio: Studio, counters: gr.HTML) -> FinetuneUI:
     """Lay out the Fine-tune tab and wire its own events (buttons, settings, the poll timer)."""
-    seen = gr.State(())
-    trigger_box = gr.HTML(elem_id="finetune-triggers")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
-            gr.Markdown("#### Launch\nWhat **Fine-tune now** runs (the automatic trigger "
-                        "runs the same): every tool with corrected pairs gets its own "
-                        "generator, trained from production's on that tool's pairs and "
-                        "stopped at its best on the tool's held-out pairs (with a grey-level "
-                        "map when its levels differ from the training tools'); every other "
-                        "tool keeps production's bit for bit. The gate then judges each "
-                        "tool on its own held-out pairs and keeps only the tools that got "
-                        "better.")
-            with gr.Row():
-                launch_btn = gr.Button("Fine-tune now", variant="primary",
-                                       elem_id="finetune-now-btn")
-                cancel_btn = gr.Button("Cancel job", variant="stop", interactive=False,
-                                       elem_id="finetune-cancel-btn")
-                refresh_btn = gr.Button("Refresh", size="sm")
-            message = gr.Markdown(elem_id="finetune-message")
-            with gr.Accordion("Fine-tune config (what the next run uses)", open=True):
-                config_box = gr.HTML(elem_id="finetune-config")
-        with gr.Column(scale=3):
-            gr.Markdown("#### Progress")
-            progress_box = gr.HTML(elem_id="finetune-progress")
-            loss_img = gr.Image(label="Loss curves", format="png", interactive=False,
-                                elem_id="finetune-loss", buttons=["fullscreen", "download"],
-                                height=300)
-            with gr.Accordion("Job log (latest lines)", open=False):
-                log_box = gr.HTML(elem_id="finetune-log")
-    gr.Markdown("#### Promotion gate: the latest verdict")
-    verdict_box = gr.HTML(elem_id="finetune-verdict")
-    history = gr.Dataframe(headers=view.HISTORY_HEADERS, interactive=False, wrap=True,
-                           label="Fine-tune history (newest first)", elem_id="finetune-history",
-                           column_widths=["5%", "7%", "8%", "11%", "8%", "6%", "8%", "8%",
-                                          "39%"])
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
-            gr.Markdown("#### Automatic trigger\nQueues a fine-tune when the new corrected "
-                        "pairs since production reach the threshold (once per crossing), or "
-                        "when the drift alarm is raised and enough new pairs exist; never "
-                        "within the cooldown of the last automatic run. Checked every minute "
-                        "while the app is open.")
-            auto_box = gr.Checkbox(label="Automatic trigger on", elem_id="finetune-auto")
-            threshold_in = gr.Number(label="Threshold: new corrected pairs since production",
-                                     precision=0, elem_id="finetune-threshold")
-            drift_pairs_in = gr.Number(label="Minimum new pairs for a drift-triggered run",
-                                       precision=0, elem_id="finetune-drift-pairs")
-            cooldown_in = gr.Number(label="Cooldown between automatic runs (hours)",
-                                    elem_id="finetune-cooldown")
-            save_btn = gr.Button("Save trigger settings", elem_id="finetune-save-settings")
-            settings_note = gr.Markdown(elem_id="finetune-settings-note")
-        with gr.Column(scale=3):
-            gr.Markdown("#### Drift monitor")
-            alarm_box = gr.HTML(elem_id="finetune-drift-alarm")
-            drift_img = gr.Image(label="Drift score of recent samples", format="png",
-                                 interactive=False, elem_id="finetune-drift",
-                                 buttons=["fullscreen", "download"], height=300)
-    job_outputs = [seen, trigger_box, progress_box, loss_img, log_box, verdict_box, history,
-                   counters, launch_btn, cancel_btn]
-    outputs = [*job_outputs, config_box, alarm_box, drift_img, auto_box, threshold_in,
-               drift_pairs_in, cooldown_in]
-    clock = {"auto_check": time.monotonic(), "respawned": {}}
-    lock = threading.Lock()  # one auto-check / respawn at a time across browser sessions
+    ui = layout(counters)
+    _wire(studio, ui)
+    return ui
 
-    def housekeeping(jobs: list[Job]) -> bool:
-        """Respawn a missing worker, run the automatic trigger; True when a job was queued."""
-        store, now = studio.store, time.monotonic()
-        with lock:
+
+class Housekeeper:
+    """Per tick: respawn a missing worker, run the automatic trigger every AUTO_CHECK_S."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.auto_check = time.monotonic()
+        self.respawned: dict[int, int] = {}
+        self.lock = threading.Lock()  # one auto-check / respawn at a time across sessions
+
+    def __call__(self, jobs: list[Job]) -> bool:
+        """True when the automatic trigger queued a job."""
+        store, now = self.studio.store, time.monotonic()
+        with self.lock:
             active = next((j for j in jobs if j.active), None)
             if active is not None and active.status == "queued" and \
                     time.time() - active.created > RESPAWN_AFTER_S and \
-                    clock["respawned"].get(active.id, 0) < 2 and \
+                    self.respawned.get(active.id, 0) < 2 and \
                     worker_pid(store.workspace) is None:
-                clock["respawned"][active.id] = clock["respawned"].get(active.id, 0) + 1
+                self.respawned[active.id] = self.respawned.get(active.id, 0) + 1
                 spawn_worker(store.workspace)
-            if active is None and now - clock["auto_check"] >= AUTO_CHECK_S:
-                clock["auto_check"] = now
+            if active is None and now - self.auto_check >= AUTO_CHECK_S:
+                self.auto_check = now
                 try:
                     return check_triggers(store, spawn=True).fired
                 except StoreError:
                     return False  # e.g. a busy database: the next check retries
         return False
+
+
+def _wire(studio: Studio, ui: FinetuneUI) -> None:
+    """The buttons, the settings form and the poll timer."""
+    jobs, s = ui.jobs, ui.settings
+    housekeeping = Housekeeper(studio)
 
     def tick(last):
         # Only the newest jobs decide whether anything changed (one job trains at a time).
@@ -225,28 +194,27 @@ def build(studio: Studio, counters: gr.HTML) -> FinetuneUI:
         if housekeeping(recent):
             recent = view.training_jobs(studio.store, 10)
         active = next((j for j in recent if j.active), None)
-        if signature(recent) == tuple(last or ()):
-            skip = [gr.skip()] * len(job_outputs)
-            if active is not None:  # elapsed time and "waiting for" move on between steps
-                skip[2] = view.progress_html(active)
-            return skip
-        return job_update(studio)
+        if signature(recent) != tuple(last or ()):
+            return job_update(studio, jobs)
+        if active is not None:  # elapsed time and "waiting for" move on between steps
+            return {jobs.progress: view.progress_html(active)}
+        return gr.skip()  # every output
 
     def on_launch():
-        return [launch(studio), *job_update(studio)]
+        return {ui.message: launch(studio), **job_update(studio, jobs)}
 
     def on_cancel():
-        return [cancel(studio), *job_update(studio)]
+        return {ui.message: cancel(studio), **job_update(studio, jobs)}
 
     def on_save(auto, threshold, drift_pairs, cooldown):
         note = save_settings(studio, auto, threshold, drift_pairs, cooldown)
         counts, state = studio.store.counts(), trigger_state(studio.store)
-        return note, view.trigger_html(counts, state), view.drift_alarm_html(state)
+        return {s.note: note, jobs.triggers: view.trigger_html(counts, state),
+                s.alarm: view.drift_alarm_html(state)}
 
-    launch_btn.click(on_launch, None, [message, *job_outputs])
-    cancel_btn.click(on_cancel, None, [message, *job_outputs])
-    refresh_btn.click(lambda: refresh(studio), None, outputs)
-    save_btn.click(on_save, [auto_box, threshold_in, drift_pairs_in, cooldown_in],
-                   [settings_note, trigger_box, alarm_box])
-    gr.Timer(POLL_S).tick(tick, seen, job_outputs, show_progress="hidden", trigger_mode="once")
-    return FinetuneUI(outputs, launch_btn, cancel_btn)
+    jobs.launch_btn.click(on_launch, None, [ui.message, *jobs.outputs])
+    jobs.cancel_btn.click(on_cancel, None, [ui.message, *jobs.outputs])
+    ui.refresh_btn.click(lambda: refresh(studio, ui), None, ui.refresh_outputs)
+    s.save_btn.click(on_save, s.form, [s.note, jobs.triggers, s.alarm])
+    gr.Timer(POLL_S).tick(tick, jobs.seen, jobs.outputs, show_progress="hidden",
+                          trigger_mode="once")

@@ -1,5 +1,5 @@
-"""Text for the Fine-tune tab: trigger counters, the recipe, job progress, the gate's verdict,
-the job history and the trigger settings form (HTML strings and table rows, no Gradio).
+"""Text for the Fine-tune tab: trigger counters, the recipe, job progress, the gate's verdict
+and the job history (HTML strings and table rows, no Gradio).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import math
 import time
 
 from annotate import format as fmt
+from loop.config_fields import setting_notes
 from loop.finetune import FinetuneConfig
 from loop.jobs import (
     FINETUNE,
@@ -19,7 +20,7 @@ from loop.jobs import (
     FinetuneResult,
     GateResult,
 )
-from loop.triggers import TriggerError, TriggerState, describe_due
+from loop.triggers import TriggerState, describe_due
 from store import Counts, Job, Store
 
 DECISION_WORDS = {"promote": "promoted", "reject": "rejected", "none": "left as is"}
@@ -28,31 +29,7 @@ HISTORY_HEADERS = ["job", "trigger", "status", "started", "duration", "steps", "
 GATE_COLUMNS = (*fmt.METRIC_COLUMNS, ("count", "images", "{:.0f}"))
 DATA_SETS = (("old_data", "old data (anchor test set: the tools it was trained on)"),
              ("new_data", "new data (held-out corrected pairs)"))
-CONFIG_NOTES = {
-    "strategy": "tools: an adaptation per corrected tool (others bit-identical); shared: "
-    "fine-tune the shared generator and blend it back",
-    "expert_lr": "learning rate of a tool's own generator", "expert_crop": "its training crop (px)",
-    "expert_max_steps": "cap on its steps (it stops early on its held-out pairs)",
-    "min_tool_pairs": "corrected train pairs a tool needs before it gets an adaptation",
-    "gate.min_iou_gain": "per tool: held-out IoU must rise by more than this",
-    "gate.min_win_probability": "per tool: paired-bootstrap P(gain > 0) at least this",
-    "epochs": "passes over the corrected pairs", "new_fraction": "share of each epoch that "
-    "is corrected pairs (the rest: old anchor pairs, against forgetting)",
-    "lr_scale": "learning rate × this (seed: ÷ 10)",
-    "blend": "shared generator = production + this × (fine-tuned − production)",
-    "tool_experts": "a calibrated (foreign) tool gets the fine-tuned generator as its own",
-    "crop_size": "training crop (px)",
-    "batch_size": "crops per step", "max_steps": "cap on steps for large correction sets",
-    "time_budget_s": "training stops after this many seconds (the gate still runs)",
-    "tile_size": "tile size of the pairs (px; 0 = the production model's image size)",
-    "anchor_train": "old training pairs mixed in", "anchor_test": "old pairs the gate tests on",
-    "cpu_threads": "torch threads on a CPU (0 = from the load average)",
-    "device": "auto = CUDA with mixed precision when present", "seed": "randomness of crops",
-    "gate.min_ssim_gain": "new-data SSIM must rise by more than this",
-    "gate.max_iou_drop": "old-data IoU may fall by at most this",
-    "gate.max_epe_rise_nm": "old-data mean EPE may rise by at most this (nm)",
-    "gate.min_holdout_pairs": "fewer held-out corrected pairs: never promote",
-    "gate.constant_output_range": "P(feature) spread below this = broken (blank) output"}
+CONFIG_NOTES = setting_notes(FinetuneConfig)  # field → the note shown beside it
 LOG_TAIL = 14
 
 
@@ -294,21 +271,3 @@ def history_rows(jobs: list[Job], now: float | None = None) -> list[list]:
                      DECISION_WORDS.get(result.decision, "—") if result else "—",
                      f"v{result.candidate_version}" if result else "—", reason])
     return rows
-
-
-def parse_trigger_settings(auto_trigger: bool, threshold: float | None,
-                           min_pairs_for_drift: float | None,
-                           cooldown_hours: float | None) -> dict:
-    """The form's values as set_trigger_settings arguments; blanks and fractions raise."""
-    def whole(name: str, value: float | None) -> int:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise TriggerError(f"trigger setting: enter a number for {name}")
-        if float(value) != int(value):
-            raise TriggerError(f"trigger setting: {name} counts pairs, so it must be a whole "
-                               f"number, got {value:g}")
-        return int(value)
-    if cooldown_hours is None or math.isnan(float(cooldown_hours)):
-        raise TriggerError("trigger setting: enter a number for cooldown_hours")
-    return {"auto_trigger": bool(auto_trigger), "threshold": whole("threshold", threshold),
-            "min_pairs_for_drift": whole("min_pairs_for_drift", min_pairs_for_drift),
-            "cooldown_hours": float(cooldown_hours)}

@@ -26,10 +26,46 @@ NUDGE_LABELS = {"left": "← [4]", "right": "→ [6]", "up": "↑ [8]", "down": 
 
 @dataclass
 class OverlayUI:
-    """The section's components that app.py wires to the Correct tab."""
+    """The section's outputs; app.py wires ``start_btn`` to the Correct tab."""
 
     start_btn: gr.Button
-    show_outputs: list[gr.components.Component]
+    note: gr.Markdown
+    over_sem: gr.Image
+    over_pred: gr.Image
+    epe_map: gr.Image
+    summary: gr.HTML
+    table: gr.Dataframe
+
+    @property
+    def show_outputs(self) -> list[gr.components.Component]:
+        return [self.note, self.over_sem, self.over_pred, self.epe_map, self.summary, self.table]
+
+    def fill(self, shown: ov.DesignShown) -> dict:
+        """The outputs' updates for what ``ov.show`` found."""
+        return {self.note: shown.note, self.over_sem: shown.over_sem,
+                self.over_pred: shown.over_pred, self.epe_map: shown.epe_map,
+                self.summary: shown.summary, self.table: shown.rows}
+
+
+@dataclass
+class DesignForm:
+    """The section's inputs: the attach form, nudges, the CD cut, export."""
+
+    design_file: gr.File
+    cell: gr.Textbox
+    layer: gr.Textbox
+    center: gr.Textbox
+    search: gr.Number
+    signal: gr.Radio
+    attach_btn: gr.Button
+    step: gr.Number
+    nudge_btns: dict[str, gr.Button]
+    cut_axis: gr.Radio
+    cut_at: gr.Number
+    cut_btn: gr.Button
+    cd_table: gr.Dataframe
+    export_btn: gr.Button
+    export_note: gr.Markdown
 
 
 def nudge(studio: Studio, sample_id: int, dx_nm: float, dy_nm: float) -> str:
@@ -77,64 +113,86 @@ def _cd_rows(studio: Studio, sample_id: int | None, axis: str, position) -> list
              "—" if not math.isfinite(c.error_nm) else round(c.error_nm, 2)] for c in cuts]
 
 
+def _attach_form() -> dict:
+    """The design file, cell, layer, centre, search and signal inputs (DesignForm fields)."""
+    with gr.Row():
+        form = {"design_file": gr.File(file_types=DESIGN_TYPES, elem_id="design-file",
+                                       label="Design file (GDS, OASIS or GLP)")}
+        with gr.Column():
+            form["cell"] = gr.Textbox(label="Cell (blank: the single top cell)", max_lines=1,
+                                      elem_id="design-cell")
+            form["layer"] = gr.Textbox(value="34/0", label="Layer/datatype", max_lines=1,
+                                       elem_id="design-layer")
+            form["center"] = gr.Textbox(
+                label="Site centre X,Y in nm (design coordinates)", max_lines=1,
+                placeholder="blank: from the sample's name, else search the cell",
+                elem_id="design-center")
+            form["search"] = gr.Number(value=200, minimum=0, label="Search ± (nm)",
+                                       elem_id="design-search")
+            form["signal"] = gr.Radio(
+                ["auto", "prediction", "edges", "both"], value="auto", elem_id="design-signal",
+                label="Register on (auto: the prediction, else the SEM's edges)")
+    return form
+
+
+def _layout() -> tuple[DesignForm, OverlayUI]:
+    """The section's components, in page order."""
+    form = _attach_form()
+    form["attach_btn"] = gr.Button("Attach and register", variant="primary",
+                                   elem_id="design-attach-btn")
+    note = gr.Markdown(elem_id="design-note")
+    with gr.Row():
+        form["step"] = gr.Number(value=4, minimum=0.1, label="Nudge step (nm)",
+                                 elem_id="design-step")
+        form["nudge_btns"] = {name: gr.Button(NUDGE_LABELS[name], size="sm",
+                                              elem_id=f"design-nudge-{name}") for name in NUDGES}
+    picture = {"format": "png", "interactive": False}
+    with gr.Row():
+        pictures = [
+            gr.Image(label="Design (magenta) and prediction (cyan) over the SEM",
+                     elem_id="design-over-sem", **picture),
+            gr.Image(label="Design over the predicted layout", elem_id="design-over-pred",
+                     **picture),
+            gr.Image(label="Signed EPE per segment (blue shrunk, red grown, yellow missing)",
+                     elem_id="design-epe-map", **picture)]
+    summary = gr.HTML(elem_id="design-epe-summary")
+    table = gr.Dataframe(headers=ov.EPE_HEADERS, interactive=False, label="Worst EPE segments",
+                         elem_id="design-epe-table")
+    with gr.Row():
+        form["cut_axis"] = gr.Radio(["row", "col"], value="row", label="CD cut line along a")
+        form["cut_at"] = gr.Number(value=None, label="at (px)", elem_id="design-cut-at")
+        form["cut_btn"] = gr.Button("Measure CD", size="sm", elem_id="design-cut-btn")
+    form["cd_table"] = gr.Dataframe(headers=ov.CD_HEADERS, interactive=False,
+                                    label="CD at the cut", elem_id="design-cd-table")
+    with gr.Row():
+        start_btn = gr.Button("✎ Start correction from the design", elem_id="design-correct-btn")
+        form["export_btn"] = gr.Button("Export contours (GDS/OASIS) + markers (.lyrdb)",
+                                       elem_id="design-export-btn")
+    form["export_note"] = gr.Markdown(elem_id="design-export-note")
+    return DesignForm(**form), OverlayUI(start_btn, note, *pictures, summary, table)
+
+
 def build(studio: Studio, sample: gr.State) -> OverlayUI:
     """Lay out the section (an accordion in the Review tab) and wire its own events."""
     with gr.Accordion("Design overlay (GDS/OASIS): registration, EPE and CD against design",
                       open=False, elem_id="design-box"):
-        with gr.Row():
-            design_file = gr.File(file_types=DESIGN_TYPES, label="Design file (GDS, OASIS or GLP)",
-                                  elem_id="design-file")
-            with gr.Column():
-                cell = gr.Textbox(label="Cell (blank: the single top cell)", max_lines=1,
-                                  elem_id="design-cell")
-                layer = gr.Textbox(value="34/0", label="Layer/datatype", max_lines=1,
-                                   elem_id="design-layer")
-                center = gr.Textbox(label="Site centre X,Y in nm (design coordinates)",
-                                    placeholder="blank: from the sample's name, else search the cell",
-                                    max_lines=1, elem_id="design-center")
-                search = gr.Number(value=200, minimum=0, label="Search ± (nm)", elem_id="design-search")
-                signal = gr.Radio(["auto", "prediction", "edges", "both"], value="auto",
-                                  label="Register on (auto: the prediction, else the SEM's edges)",
-                                  elem_id="design-signal")
-        attach_btn = gr.Button("Attach and register", variant="primary", elem_id="design-attach-btn")
-        note = gr.Markdown(elem_id="design-note")
-        with gr.Row():
-            step = gr.Number(value=4, minimum=0.1, label="Nudge step (nm)", elem_id="design-step")
-            nudge_btns = {name: gr.Button(NUDGE_LABELS[name], size="sm", elem_id=f"design-nudge-{name}")
-                          for name in NUDGES}
-        with gr.Row():
-            over_sem = gr.Image(label="Design (magenta) and prediction (cyan) over the SEM",
-                                format="png", interactive=False, elem_id="design-over-sem")
-            over_pred = gr.Image(label="Design over the predicted layout", format="png",
-                                 interactive=False, elem_id="design-over-pred")
-            epe_map = gr.Image(label="Signed EPE per segment (blue shrunk, red grown, yellow missing)",
-                               format="png", interactive=False, elem_id="design-epe-map")
-        summary = gr.HTML(elem_id="design-epe-summary")
-        table = gr.Dataframe(headers=ov.EPE_HEADERS, interactive=False, label="Worst EPE segments",
-                             elem_id="design-epe-table")
-        with gr.Row():
-            cut_axis = gr.Radio(["row", "col"], value="row", label="CD cut line along a")
-            cut_at = gr.Number(value=None, label="at (px)", elem_id="design-cut-at")
-            cut_btn = gr.Button("Measure CD", size="sm", elem_id="design-cut-btn")
-        cd_table = gr.Dataframe(headers=ov.CD_HEADERS, interactive=False, label="CD at the cut",
-                                elem_id="design-cd-table")
-        with gr.Row():
-            start_btn = gr.Button("✎ Start correction from the design", elem_id="design-correct-btn")
-            export_btn = gr.Button("Export contours (GDS/OASIS) + markers (.lyrdb)",
-                                   elem_id="design-export-btn")
-        export_note = gr.Markdown(elem_id="design-export-note")
-    show_outputs = [note, over_sem, over_pred, epe_map, summary, table]
+        form, ui = _layout()
+    _wire(studio, form, ui, sample)
+    return ui
 
+
+def _wire(studio: Studio, form: DesignForm, ui: OverlayUI, sample: gr.State) -> None:
+    """Attach, nudge, measure, export; a new sample redraws the section."""
     def guarded(action):
         def handler(current, *args):
             if current is None:
-                return ov.show(studio, None, "Pick a sample first.")
+                return ui.fill(ov.show(studio, None, "Pick a sample first."))
             try:
                 message = action(current, *args)
             except (SemganError, StoreError, OSError) as exc:
                 gr.Warning(str(exc))
-                return [f"Not done: {exc}", *[gr.skip()] * (len(show_outputs) - 1)]
-            return ov.show(studio, current, message)
+                return {ui.note: f"Not done: {exc}"}
+            return ui.fill(ov.show(studio, current, message))
         return handler
 
     def do_attach(current, upload, cell_name, layer_text, centre, radius, use):
@@ -153,18 +211,18 @@ def build(studio: Studio, sample: gr.State) -> OverlayUI:
             gr.Warning(str(exc))
             return f"Export failed: {exc}"
 
-    attach_btn.click(guarded(do_attach), [sample, design_file, cell, layer, center, search, signal],
-                     show_outputs)
+    form.attach_btn.click(guarded(do_attach), [sample, form.design_file, form.cell, form.layer,
+                                               form.center, form.search, form.signal],
+                          ui.show_outputs)
     for name, (sx, sy) in NUDGES.items():
-        nudge_btns[name].click(guarded(lambda current, size, sx=sx, sy=sy: nudge(
-            studio, current, sx * float(size or 0), sy * float(size or 0))), [sample, step],
-            show_outputs, show_progress="hidden")
-    cut_btn.click(lambda current, axis, at: _cd_rows(studio, current, axis, at),
-                  [sample, cut_axis, cut_at], cd_table)
-    export_btn.click(do_export, [sample], export_note)
-    sample.change(lambda current: ov.show(studio, current), [sample], show_outputs,
+        form.nudge_btns[name].click(guarded(lambda current, size, sx=sx, sy=sy: nudge(
+            studio, current, sx * float(size or 0), sy * float(size or 0))),
+            [sample, form.step], ui.show_outputs, show_progress="hidden")
+    form.cut_btn.click(lambda current, axis, at: _cd_rows(studio, current, axis, at),
+                       [sample, form.cut_axis, form.cut_at], form.cd_table)
+    form.export_btn.click(do_export, [sample], form.export_note)
+    sample.change(lambda current: ui.fill(ov.show(studio, current)), [sample], ui.show_outputs,
                   show_progress="hidden")
-    return OverlayUI(start_btn, show_outputs)
 
 
 def start_mask(studio: Studio, sample_id: int | None):
@@ -182,8 +240,9 @@ def wire_correction(studio: Studio, design: OverlayUI, correct_ui, tabs: gr.Tabs
         mask = start_mask(studio, current)
         if mask is None:
             raise gr.Error("Attach and register a design to this sample first.")
-        return correct.load(studio, current, ids, "Started from the registered design clip: "
-                            "edit it to what printed, then save.", start_mask=mask)
+        return correct_ui.fill(correct.load(
+            studio, current, ids, "Started from the registered design clip: edit it to what "
+            "printed, then save.", start_mask=mask))
 
     # Load first, then switch: the Correct tab's select sees the editor loaded and skips.
     design.start_btn.click(start, [sample, queue], correct_ui.load_outputs).success(

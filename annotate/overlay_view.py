@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,6 +50,18 @@ class SiteView:
     sem_image: np.ndarray
     probability: np.ndarray | None  # P(feature) of production's prediction
     mask: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class DesignShown:
+    """What the section shows (``overlay.OverlayUI.fill`` maps it onto its components)."""
+
+    note: str
+    over_sem: str | None = None  # PNG paths
+    over_pred: str | None = None
+    epe_map: str | None = None
+    summary: str = ""
+    rows: list[list] = field(default_factory=list)
 
 
 def _outline(picture: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
@@ -191,18 +203,18 @@ def attach(studio: Studio, sample_id: int, path: str, cell: str, layer: str, cen
     return f"Site centre {site[0]:g}, {site[1]:g} nm ({origin}), searched ±{design.search_nm:g} nm."
 
 
-def show(studio: Studio, sample_id: int | None, message: str = "") -> list:
-    """Outputs of ``OverlayUI.show_outputs``: note, three pictures, EPE summary and table."""
+def show(studio: Studio, sample_id: int | None, message: str = "") -> DesignShown:
+    """The section's note, three pictures, EPE summary and table for the sample."""
     if sample_id is None:
-        return ["", None, None, None, "", []]
+        return DesignShown("")
     try:
         view = site_view(studio, sample_id)
     except (SemganError, StoreError) as exc:
-        return [f"The attached design cannot be shown: {exc}", None, None, None, "", []]
+        return DesignShown(f"The attached design cannot be shown: {exc}")
     if view is None:
-        return [message or "No design attached to this sample: choose a GDS/OASIS file above.",
-                None, None, None, "", []]
+        return DesignShown(message or "No design attached to this sample: choose a GDS/OASIS "
+                           "file above.")
     design = studio.store.sample_design(sample_id)
     note = registration_note(design, view.result.registration)
-    return [f"{message}\n\n{note}" if message else note, *pictures(view), epe_summary_html(view),
-            epe_rows(view)]
+    return DesignShown(f"{message}\n\n{note}" if message else note, *pictures(view),
+                       epe_summary_html(view), epe_rows(view))

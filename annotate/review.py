@@ -1,9 +1,7 @@
 """Review tab: the queue, the selected sample (SEM | prediction | overlay), accept/skip, upload.
 
-An upload stores and drift-scores every file at once (a bad file gets its own message) and
-predicts them in one background ``batch_predict`` job (``loop.batch.ingest_files``); a single
-image is predicted at once, since it is shown right away. The queue stays usable meanwhile:
-viewing a sample predicts it if the job has not reached it yet.
+An upload stores and drift-scores every file, then predicts them in one background job; viewing
+a sample the job has not reached yet predicts it at once, so the queue stays usable meanwhile.
 """
 
 from __future__ import annotations
@@ -12,36 +10,66 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from annotate import format as fmt
 from annotate import overlay, render
+from annotate.review_view import (
+    IMAGE_HEIGHT,
+    ReviewButtons,
+    SampleViewer,
+    build_sample_column,
+    show_sample,
+)
+from annotate.saving import save_pair
 from annotate.studio import QUEUE_ORDERS, QueueFilter, Studio, after_removal, step_in_queue
 from loop.batch import IngestBatch, ingest_files
-from loop.uncertainty import uncertainty_map
 from store import StoreError
 
 QUEUE_HEADERS = ["id", "name", "drift", "unc. %", "state"]
-ZOOM_CHOICES = ["off", "2×", "4×", "8×"]
-IMAGE_HEIGHT = 360
+
+
+@dataclass
+class QueuePanel:
+    """The queue column: the filters (QueueFilter's fields, in its order), the table, a note."""
+
+    filters: list[gr.components.Component]
+    refresh_btn: gr.Button
+    table: gr.Dataframe
+    note: gr.Markdown
+    ids: gr.State  # the app's queue: sample ids in the table's order
+
+    @property
+    def tool(self) -> gr.Dropdown:
+        return self.filters[3]
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.table, self.ids, self.note]
+
+    def fill(self, found: tuple[list[list], list[int], str]) -> dict:
+        """``queue_update``'s rows, ids and note as updates of the panel."""
+        rows, ids, note = found
+        return {self.table: rows, self.ids: ids, self.note: note}
+
+
+@dataclass
+class UploadPanel:
+    """The "Upload SEM images" accordion."""
+
+    files: gr.File
+    nm_in: gr.Textbox
+    tool_in: gr.Textbox
+    button: gr.Button
+    status: gr.Markdown
 
 
 @dataclass
 class ReviewUI:
-    """The Review tab's components that other tabs and app.py wire to."""
+    """The Review tab's parts that other tabs and app.py wire to."""
 
-    filters: list[gr.components.Component]
-    table: gr.Dataframe
-    queue_note: gr.Markdown
-    refresh_btn: gr.Button
-    view_outputs: list[gr.components.Component]
-    zoom_center: gr.State
-    prev_btn: gr.Button
-    next_btn: gr.Button
-    accept_btn: gr.Button
-    correct_btn: gr.Button
-    skip_btn: gr.Button
-    status: gr.Markdown
-    tool_filter: gr.Dropdown
-    design: overlay.OverlayUI | None = None  # the Design overlay section
+    queue: QueuePanel
+    viewer: SampleViewer
+    buttons: ReviewButtons
+    upload: UploadPanel
+    design: overlay.OverlayUI  # the Design overlay section
 
 
 def _row(sample) -> list:
@@ -61,40 +89,6 @@ def queue_update(studio: Studio, *filters) -> tuple[list[list], list[int], str]:
         note += (f" · {waiting} still waiting for prediction (batch job {job.id}, "
                  f"{job.status}; viewing one predicts it now)")
     return [_row(s) for s in samples], [s.id for s in samples], note
-
-
-def show_sample(studio: Studio, sample_id: int | None, queue_ids: list[int],
-                show_contour: bool, opacity: float, zoom_factor: str,
-                zoom_center: tuple[int, int] | None, show_uncertainty: bool = False) -> list:
-    """Outputs of ``ReviewUI.view_outputs`` (zoom centre first) for one sample, or placeholders."""
-    if sample_id is None:
-        return [None, None, "### The queue is empty\nUpload SEM images below, or relax the "
-                "filters.", "", "", None, None, None, gr.Image(value=None, visible=False), ""]
-    view = studio.view(sample_id)
-    position = (f"({queue_ids.index(sample_id) + 1} of {len(queue_ids)} in the queue)"
-                if sample_id in queue_ids else "(not in the filtered queue)")
-    models = {m.version: m for m in studio.models()}
-    model = models.get(view.prediction.model_version) if view.prediction else None
-    overlay = render.overlay(view.sem_image, view.mask, opacity, show_contour)
-    pixel_map = (uncertainty_map(studio.store, view.prediction.confidence_summary)
-                 if show_uncertainty and view.prediction else None)
-    if pixel_map is not None and pixel_map.shape == overlay.shape[:2]:
-        overlay = render.uncertainty_overlay(overlay, pixel_map)
-    grow = render.display_factor(overlay.shape, IMAGE_HEIGHT)  # small images shown bigger
-    factor = 1 if zoom_factor == "off" else int(zoom_factor.rstrip("×"))
-    zoomed = gr.Image(value=render.png_file(render.zoom(overlay, zoom_center, factor))
-                      if zoom_center and factor > 1 else None,
-                      visible=bool(zoom_center) and factor > 1)
-    metrics = studio.truth_metrics(view)
-    caption = f"Prediction vs {view.truth_label}" if view.truth_label else "Prediction vs truth"
-    return [zoom_center, sample_id, fmt.sample_header(view.sample, position),
-            fmt.drift_badge(view.sample),
-            fmt.prediction_note(view.prediction, model),
-            render.png_file(render.enlarge(view.sem_image, grow)),
-            None if view.mask is None else
-            render.png_file(render.enlarge(render.layout_image(view.mask), grow)),
-            render.png_file(render.enlarge(overlay, grow)), zoomed,
-            fmt.metrics_html(metrics, caption)]
 
 
 def upload_report(batch: IngestBatch) -> list[str]:
@@ -128,165 +122,150 @@ def upload_report(batch: IngestBatch) -> list[str]:
     return lines
 
 
+def accept_sample(studio: Studio, sample_id: int) -> str:
+    """Store production's prediction as a confirmed pair; the status line."""
+    view = studio.view(sample_id)
+    if view.prediction is None:
+        gr.Warning("There is no prediction to accept: install a model first.")
+        return "Nothing accepted: no prediction."
+    try:
+        return save_pair(studio, sample_id, view.mask, studio.author, view.prediction.id,
+                         "accepted", lambda pair: f"Accepted sample {sample_id}: stored as a "
+                         f"confirmed pair (v{pair.version}, {pair.split} split).")
+    except StoreError as exc:
+        gr.Warning(str(exc))
+        return f"Not saved: {exc}"
+
+
+def skip_sample(studio: Studio, sample_id: int) -> str:
+    """Log the skip; the status line."""
+    studio.store.log_event("sample_skipped", f"{studio.author} skipped sample {sample_id}",
+                           {"sample_id": sample_id})
+    return f"Skipped sample {sample_id}."
+
+
+def _queue_column(studio: Studio, queue: gr.State) -> tuple[QueuePanel, UploadPanel]:
+    gr.Markdown("#### Queue")
+    order = gr.Radio(list(QUEUE_ORDERS), value="drift score", label="Sort by")
+    with gr.Row():
+        uncorrected = gr.Checkbox(value=True, label="Uncorrected only")
+        flagged = gr.Checkbox(value=False, label="Drift-flagged only")
+    with gr.Row():
+        source = gr.Dropdown(studio.sources(), value="all", label="Source")
+        tool = gr.Dropdown(studio.tools(), value="all", label="Tool")
+    refresh_btn = gr.Button("Refresh queue", size="sm")
+    table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, max_height=420,
+                         elem_id="queue-table", wrap=False, column_widths=[
+                             "12%", "36%", "20%", "16%", "16%"])
+    note = gr.Markdown("", elem_id="queue-note")
+    with gr.Accordion("Upload SEM images", open=False, elem_id="upload-box"):
+        upload = UploadPanel(
+            gr.File(file_count="multiple", file_types=[".png", ".tif", ".tiff"],
+                    label="PNG or TIFF, one or many", elem_id="upload-files"),
+            gr.Textbox(label="Pixel size (nm/px), used when a file has none",
+                       placeholder="e.g. 2.5 (TIFF pixel-size tags win)", max_lines=1,
+                       elem_id="upload-nm"),
+            gr.Textbox(label="Tool / recipe name (optional)", max_lines=1),
+            gr.Button("Add to queue", variant="primary", elem_id="upload-btn"),
+            gr.Markdown(elem_id="upload-status"))
+    filters = [order, uncorrected, source, tool, flagged]
+    return QueuePanel(filters, refresh_btn, table, note, queue), upload
+
+
 def build(studio: Studio, sample: gr.State, queue: gr.State, counters: gr.HTML) -> ReviewUI:
     """Lay out the Review tab and wire its own events."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=420):
-            gr.Markdown("#### Queue")
-            order = gr.Radio(list(QUEUE_ORDERS), value="drift score", label="Sort by")
-            with gr.Row():
-                uncorrected = gr.Checkbox(value=True, label="Uncorrected only")
-                flagged = gr.Checkbox(value=False, label="Drift-flagged only")
-            with gr.Row():
-                source = gr.Dropdown(studio.sources(), value="all", label="Source")
-                tool = gr.Dropdown(studio.tools(), value="all", label="Tool")
-            refresh_btn = gr.Button("Refresh queue", size="sm")
-            table = gr.Dataframe(headers=QUEUE_HEADERS, interactive=False, max_height=420,
-                                 elem_id="queue-table", wrap=False, column_widths=[
-                                     "12%", "36%", "20%", "16%", "16%"])
-            queue_note = gr.Markdown("", elem_id="queue-note")
-            with gr.Accordion("Upload SEM images", open=False, elem_id="upload-box"):
-                files = gr.File(file_count="multiple", file_types=[".png", ".tif", ".tiff"],
-                                label="PNG or TIFF, one or many", elem_id="upload-files")
-                nm_in = gr.Textbox(label="Pixel size (nm/px), used when a file has none",
-                                   placeholder="e.g. 2.5 (TIFF pixel-size tags win)",
-                                   max_lines=1, elem_id="upload-nm")
-                tool_in = gr.Textbox(label="Tool / recipe name (optional)", max_lines=1)
-                upload_btn = gr.Button("Add to queue", variant="primary", elem_id="upload-btn")
-                upload_status = gr.Markdown(elem_id="upload-status")
+            panel, upload = _queue_column(studio, queue)
         with gr.Column(scale=3):
-            header = gr.Markdown(elem_id="review-header")
-            badge = gr.HTML(elem_id="drift-badge")
-            note = gr.Markdown(elem_id="prediction-note")
-            with gr.Row():
-                sem_img = gr.Image(label="SEM input", format="png", interactive=False,
-                                   elem_id="sem-image", buttons=["fullscreen", "download"],
-                                   height=IMAGE_HEIGHT)
-                pred_img = gr.Image(label="Predicted layout", format="png", interactive=False,
-                                    elem_id="pred-image", buttons=["fullscreen", "download"],
-                                    height=IMAGE_HEIGHT)
-                overlay_img = gr.Image(label="Overlay (click to zoom)", format="png",
-                                       interactive=False, elem_id="overlay-image",
-                                       buttons=["fullscreen"], height=IMAGE_HEIGHT)
-            with gr.Row():
-                show_contour = gr.Checkbox(value=True, label="Show contour")
-                opacity = gr.Slider(0, 1, value=0.3, step=0.05, label="Fill opacity")
-                zoom_factor = gr.Radio(ZOOM_CHOICES, value="4×", label="Zoom (click the overlay)")
-                show_unc = gr.Checkbox(value=False, label="Unsure pixels (magenta)",
-                                       elem_id="show-uncertainty")
-            with gr.Row():
-                prev_btn = gr.Button("◀ Previous [K]", elem_id="prev-btn")
-                accept_btn = gr.Button("✓ Accept [A]", variant="primary", elem_id="accept-btn")
-                correct_btn = gr.Button("✎ Correct [C]", elem_id="correct-btn")
-                skip_btn = gr.Button("Skip [S]", elem_id="skip-btn")
-                next_btn = gr.Button("Next ▶ [J]", elem_id="next-btn")
-            status = gr.Markdown(elem_id="review-status")
-            metrics = gr.HTML(elem_id="truth-metrics")
-            zoom_img = gr.Image(label="Zoom around the clicked point (nearest neighbour)",
-                                format="png", interactive=False, elem_id="zoom-image",
-                                visible=False, height=420, buttons=["fullscreen"],
-                                elem_classes="sg-pixelated")
-            design = overlay.build(studio, sample)
-    zoom_center = gr.State(None)
-    filters = [order, uncorrected, source, tool, flagged]
-    view_outputs = [zoom_center, sample, header, badge, note, sem_img, pred_img, overlay_img,
-                    zoom_img, metrics]
-    look = [show_contour, opacity, zoom_factor, zoom_center, show_unc]
+            parts, buttons, design = build_sample_column(studio, sample)
+    ui = ReviewUI(panel, SampleViewer(gr.State(None), sample, **parts), buttons, upload, design)
+    _wire_navigation(studio, ui)
+    _wire_actions(studio, ui, counters)
+    return ui
+
+
+def _wire_navigation(studio: Studio, ui: ReviewUI) -> None:
+    """Filters fill the queue; a row, ◀ / ▶, the look controls and an overlay click show one."""
+    panel, viewer, buttons = ui.queue, ui.viewer, ui.buttons
 
     def refresh(current, *chosen):
-        rows, ids, text = queue_update(studio, *chosen)
-        return rows, ids, text
+        return panel.fill(queue_update(studio, *chosen))
 
     def goto(step: int):
-        def handler(current, ids, *style):
+        def handler(current, ids, *look):
             target = step_in_queue(ids, current, step) if step else current
-            return show_sample(studio, target, ids, *style[:3], None, style[4])
+            return viewer.fill(show_sample(studio, target, ids, *look[:3], None, look[4]))
         return handler
 
     def select_row(ids, show, alpha, factor, center, unc, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         target = ids[row] if 0 <= row < len(ids) else None
-        return show_sample(studio, target, ids, show, alpha, factor, None, unc)
+        return viewer.fill(show_sample(studio, target, ids, show, alpha, factor, None, unc))
 
-    def restyle(current, ids, *style):
-        return show_sample(studio, current, ids, *style)
+    def restyle(current, ids, *look):
+        return viewer.fill(show_sample(studio, current, ids, *look))
 
     def zoom_at(current, ids, show, alpha, factor, unc, evt: gr.SelectData):
         sample = studio.store.get_sample(current)
         grow = render.display_factor((sample.height, sample.width), IMAGE_HEIGHT)
         center = (int(evt.index[0]) // grow, int(evt.index[1]) // grow)
-        return show_sample(studio, current, ids, show, alpha, factor, center, unc)
+        return viewer.fill(show_sample(studio, current, ids, show, alpha, factor, center, unc))
+
+    for control in panel.filters:
+        control.change(refresh, [viewer.sample, *panel.filters], panel.outputs)
+    panel.refresh_btn.click(refresh, [viewer.sample, *panel.filters], panel.outputs)
+    panel.table.select(select_row, [panel.ids, *viewer.look], viewer.outputs)
+    buttons.prev.click(goto(-1), [viewer.sample, panel.ids, *viewer.look], viewer.outputs)
+    buttons.next.click(goto(1), [viewer.sample, panel.ids, *viewer.look], viewer.outputs)
+    for control in (viewer.show_contour, viewer.opacity, viewer.zoom_factor, viewer.show_unc):
+        control.change(restyle, [viewer.sample, panel.ids, *viewer.look], viewer.outputs,
+                       show_progress="hidden")
+    viewer.overlay_img.select(zoom_at, [viewer.sample, panel.ids, viewer.show_contour,
+                                        viewer.opacity, viewer.zoom_factor, viewer.show_unc],
+                              viewer.outputs, show_progress="hidden")
+
+
+def _wire_actions(studio: Studio, ui: ReviewUI, counters: gr.HTML) -> None:
+    """Accept, Skip and Upload: act, then refill the queue and show the next sample."""
+    panel, viewer, up = ui.queue, ui.viewer, ui.upload
+    style = [viewer.show_contour, viewer.opacity, viewer.zoom_factor, viewer.show_unc]
 
     def finish(current, ids, *chosen_and_style, accept: bool):
-        chosen, style = chosen_and_style[:5], chosen_and_style[5:8]
-        unc = chosen_and_style[8]
+        chosen, look, unc = chosen_and_style[:5], chosen_and_style[5:8], chosen_and_style[8]
         message = ""
-        if current is not None and accept:
-            view = studio.view(current)
-            if view.prediction is None:
-                gr.Warning("There is no prediction to accept: install a model first.")
-                message = "Nothing accepted: no prediction."
-            else:
-                try:
-                    pair = studio.store.save_correction(current, view.mask, studio.author,
-                                                        view.prediction.id, kind="accepted")
-                    message = (f"Accepted sample {current}: stored as a confirmed pair "
-                               f"(v{pair.version}, {pair.split} split).")
-                except StoreError as exc:
-                    gr.Warning(str(exc))
-                    message = f"Not saved: {exc}"
-                else:
-                    fired = studio.after_pair_saved()
-                    if fired:
-                        gr.Info(fired)
-                        message += f" {fired}"
-        elif current is not None:
-            studio.store.log_event("sample_skipped", f"{studio.author} skipped sample {current}",
-                                   {"sample_id": current})
-            message = f"Skipped sample {current}."
+        if current is not None:
+            message = accept_sample(studio, current) if accept else skip_sample(studio, current)
         target = after_removal(ids, current)
-        rows, new_ids, text = queue_update(studio, *chosen)
-        if target not in new_ids and new_ids:
-            target = step_in_queue(new_ids, target, 0)
-        return [rows, new_ids, text, message, studio.counters(),
-                *show_sample(studio, target, new_ids, *style, None, unc)]
+        found = queue_update(studio, *chosen)
+        if target not in found[1] and found[1]:
+            target = step_in_queue(found[1], target, 0)
+        return {**panel.fill(found), ui.buttons.status: message, counters: studio.counters(),
+                **viewer.fill(show_sample(studio, target, found[1], *look, None, unc))}
 
     def upload(paths, nm_text, tool_name, *chosen_and_style):
-        chosen, style = chosen_and_style[:5], chosen_and_style[5:8]
-        unc = chosen_and_style[8]
+        chosen, look, unc = chosen_and_style[:5], chosen_and_style[5:8], chosen_and_style[8]
         if not paths:
-            return ["Choose one or more PNG/TIFF files first.", *[gr.skip()] * 15]
+            return {up.status: "Choose one or more PNG/TIFF files first."}
         try:
             batch = ingest_files(studio.store, paths, (nm_text or "").strip() or None, "upload",
                                  (tool_name or "").strip() or None, cache=studio.cache)
         except (StoreError, OSError) as exc:  # the job could not be queued or no worker started
             gr.Warning(f"Upload incomplete: {exc}")
-            return [f"Upload incomplete: {exc}", *[gr.skip()] * 15]
+            return {up.status: f"Upload incomplete: {exc}"}
         for outcome in batch.failed:
             gr.Warning(f"{outcome.name}: not added. {outcome.error}")
-        stored = batch.stored
-        first = stored[0].sample.id if stored else None
-        rows, ids, text = queue_update(studio, *chosen)
-        shown = show_sample(studio, first, ids, *style, None, unc) if first else [gr.skip()] * 10
-        return ["\n\n".join(upload_report(batch)), rows, ids, text, studio.counters(),
-                gr.Dropdown(choices=studio.tools()), *shown]
+        first = batch.stored[0].sample.id if batch.stored else None
+        found = queue_update(studio, *chosen)
+        shown = viewer.fill(show_sample(studio, first, found[1], *look, None, unc)) if first \
+            else {}
+        return {up.status: "\n\n".join(upload_report(batch)), **panel.fill(found),
+                counters: studio.counters(), panel.tool: gr.Dropdown(choices=studio.tools()),
+                **shown}
 
-    for control in filters:
-        control.change(refresh, [sample, *filters], [table, queue, queue_note])
-    refresh_btn.click(refresh, [sample, *filters], [table, queue, queue_note])
-    table.select(select_row, [queue, *look], view_outputs)
-    prev_btn.click(goto(-1), [sample, queue, *look], view_outputs)
-    next_btn.click(goto(1), [sample, queue, *look], view_outputs)
-    for control in (show_contour, opacity, zoom_factor, show_unc):
-        control.change(restyle, [sample, queue, *look], view_outputs, show_progress="hidden")
-    overlay_img.select(zoom_at, [sample, queue, show_contour, opacity, zoom_factor, show_unc],
-                       view_outputs, show_progress="hidden")
-    actions = [sample, queue, *filters, show_contour, opacity, zoom_factor, show_unc]
-    after = [table, queue, queue_note, status, counters, *view_outputs]
-    accept_btn.click(lambda *a: finish(*a, accept=True), actions, after)
-    skip_btn.click(lambda *a: finish(*a, accept=False), actions, after)
-    upload_btn.click(upload, [files, nm_in, tool_in, *filters, show_contour, opacity, zoom_factor,
-                              show_unc],
-                     [upload_status, table, queue, queue_note, counters, tool, *view_outputs])
-    return ReviewUI(filters, table, queue_note, refresh_btn, view_outputs, zoom_center, prev_btn,
-                    next_btn, accept_btn, correct_btn, skip_btn, status, tool, design)
+    actions = [viewer.sample, panel.ids, *panel.filters, *style]
+    after = [*panel.outputs, ui.buttons.status, counters, *viewer.outputs]
+    ui.buttons.accept.click(lambda *a: finish(*a, accept=True), actions, after)
+    ui.buttons.skip.click(lambda *a: finish(*a, accept=False), actions, after)
+    up.button.click(upload, [up.files, up.nm_in, up.tool_in, *panel.filters, *style],
+                    [up.status, *panel.outputs, counters, panel.tool, *viewer.outputs])

@@ -148,8 +148,11 @@ def _open(page, name: str) -> int:
     return shown_sample(page, "#correct-header")
 
 
-def correct_one(page, app, name: str, goal: float) -> dict:
-    """Open ``name`` in Correct, correct it step by step, save, check the saved mask."""
+def correct_one(page, app, name: str, goal: float,
+                before: OperatorState | None = None) -> tuple[dict, OperatorState]:
+    """Open ``name`` in Correct, correct it step by step, save, check the saved mask.
+
+    The tool radio and the fields keep what the previous image (``before``) left in them."""
     sample_id = _open(page, name)
     with app.store() as store:
         sample = store.get_sample(sample_id)
@@ -157,6 +160,8 @@ def correct_one(page, app, name: str, goal: float) -> dict:
         truth = store.read_mask(sample.truth_sha)
         sem = store.sample_image(sample_id)
     state = OperatorState(start.copy())
+    if before is not None:
+        state.tool, state.shift_nm, state.cleanup = before.tool, before.shift_nm, before.cleanup
     tool_seconds, wall_started = 0.0, time.perf_counter()
     thinking = 0.0
     while iou(state.mask, truth) < goal:
@@ -182,7 +187,7 @@ def correct_one(page, app, name: str, goal: float) -> dict:
             "saved_vs_shadow_px": int(np.count_nonzero(saved != state.mask)),
             "actions": state.actions + 1, "steps": len(state.steps), "tools_used": dict(uses),
             "tool_seconds": round(tool_seconds, 2), "wall_seconds": round(wall, 2),
-            "operator_seconds": round(thinking, 2)}
+            "operator_seconds": round(thinking, 2)}, state
 
 
 def browser_run(goal: float, root: Path) -> list[dict]:
@@ -201,9 +206,11 @@ def browser_run(goal: float, root: Path) -> list[dict]:
             page.set_default_timeout(SLOW_MS)
             page.goto(app.url)
             page.wait_for_selector("#sem-image img")
+            state = None
             for name in drifted:
                 try:
-                    rows.append(correct_one(page, app, name, goal))
+                    row, state = correct_one(page, app, name, goal, state)
+                    rows.append(row)
                 except Exception:
                     page.screenshot(path=str(root / f"failed-{name}.png"), full_page=True)
                     print(f"failed on {name}: screenshot in {root}", flush=True)
@@ -233,8 +240,8 @@ def held_out(count: int, goal: float) -> dict:
             reached += final >= goal
             start_iou.append(iou(start, pair.layout_mask))
             final_iou.append(final)
-        out[name] = {"images": count, "median_actions": statistics.median(actions),
-                     "actions": actions, "reached": reached,
+        out[name] = {"images": count, "median_actions": float(statistics.median(actions)),
+                     "actions": [int(a) for a in actions], "reached": int(reached),
                      "mean_start_iou": round(float(np.mean(start_iou)), 4),
                      "mean_final_iou": round(float(np.mean(final_iou)), 4)}
         print(name, json.dumps(out[name]), flush=True)

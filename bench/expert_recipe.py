@@ -78,7 +78,7 @@ def calibrated(pairs: list, tool_name: str, reference, train: list) -> tuple[lis
 def run_tool(name: str, tool: ForeignTool, args: argparse.Namespace, model_dir: Path,
              reference) -> dict:
     checkpoint = load_checkpoint(model_dir, "cpu", generators_only=True)
-    nm = float(checkpoint.card.get("nm_per_px") or checkpoint.config.data.nm_per_px)
+    nm = checkpoint.card.pixel_size(checkpoint.config)
     pool = tool_pairs(tool, args.pairs, 51, nm)
     test = tool_pairs(tool, args.test, 52, nm)
     n_hold = max(1, round(0.2 * len(pool)))

@@ -28,7 +28,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,8 @@ import numpy as np
 import torch
 
 from bench.peer import SIZE_MULTIPLE, ResNet18UNet
+from bench.review_loop_data import all_tools, original_data, tool_data, write_folder
+from bench.review_loop_results import finite, merge_rows, write_results
 from loop.bootstrap import install_model
 from loop.finetune import finetune_config, request_finetune, set_finetune_config, with_overrides
 from loop.finetune.expert import ExpertRecipe, train_expert
@@ -48,75 +49,14 @@ from loop.pair_folders import export_split, import_pairs, resample_pair
 from loop.triggers import set_trigger_settings
 from loop.worker import spawn_worker, worker_pid
 from semgan.calibration import tool_key
-from semgan.imageio import load_image, save_png
 from semgan.infer import Predictor
 from semgan.metrics import aggregate, evaluate_pair
-from semgan.semsim import PROFILES, TRAINING_PROFILES
-from semgan.semsim.foreign import FOREIGN_TOOLS, ForeignTool
-from semgan.synth import make_pair
+from semgan.model_card import ModelCard
 from store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
-INDEP = Path(__file__).resolve().parents[2] / "shared" / "eval" / "indep_sem.py"
-LAYOUTS = Path(__file__).resolve().parents[2] / "shared" / "layouts"
-FIELD_NM = 1024.0  # every synthetic tool's images span the same field
 COUNTS = (10, 25, 50)
 METRICS = ("iou", "epe_mean_nm", "cd_abs_error_nm", "ssim")
-TARGETS = {"min_iou": 0.90, "min_margin_over_peer": 0.10, "max_original_iou_drop": 0.002,
-           "max_job_seconds": 600.0}
-SEEDS = {"pool": 61, "test": 62, "original": 63}
-
-
-def all_tools() -> list[str]:
-    """Family, drifted, then the independent simulator's tools."""
-    return [*FOREIGN_TOOLS, "drifted", "indep_a", "indep_b", "indep_c"]
-
-
-def synthetic_tool(name: str) -> ForeignTool:
-    """The family member or ``drifted``."""
-    return FOREIGN_TOOLS[name] if name in FOREIGN_TOOLS else ForeignTool(PROFILES[name])
-
-
-def write_folder(out: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Path, Path]:
-    """SEM and layout PNG folders (what the engineer corrected, or a test set)."""
-    sem_dir, layout_dir = out / "sem", out / "layout"
-    sem_dir.mkdir(parents=True, exist_ok=True)
-    layout_dir.mkdir(parents=True, exist_ok=True)
-    for index, (sem, mask) in enumerate(pairs):
-        save_png(sem_dir / f"{index:04d}.png", sem)
-        save_png(layout_dir / f"{index:04d}.png", mask)
-    return sem_dir, layout_dir
-
-
-def tool_data(name: str, pool: int, test: int, root: Path) -> tuple[list, list, float]:
-    """(pool pairs, test pairs, nm/px) of one tool as (uint8 SEM, bool mask) at its pixel size."""
-    if name.startswith("indep_"):
-        out = root / f"{name}_all"
-        subprocess.run([sys.executable, str(INDEP), "--layouts", str(LAYOUTS), "--tool",
-                        name.removeprefix("indep_"), "--count", str(pool + test), "--seed", "7",
-                        "--out", str(out)], check=True, capture_output=True)
-        meta = json.loads((out / "pairs.json").read_text())
-        pairs = [((load_image(out / "sem" / f"{i['name']}.png").pixels * 255).round().astype(np.uint8),
-                  load_image(out / "layout" / f"{i['name']}.png").pixels > 0.5)
-                 for i in meta["items"]]
-        return pairs[:pool], pairs[pool:pool + test], float(meta["nm_per_px"])
-    tool = synthetic_tool(name)
-    size = round(FIELD_NM / tool.nm_per_px)
-
-    def make(count: int, seed: int) -> list:
-        return [(p.sem_image, p.layout_mask) for p in
-                (make_pair(i, size=size, nm_per_px=tool.nm_per_px, profiles=[tool.profile],
-                           seed=seed) for i in range(count))]
-
-    return make(pool, SEEDS["pool"]), make(test, SEEDS["test"]), tool.nm_per_px
-
-
-def original_data(count: int) -> list:
-    """Held-out images of the training tools at 4 nm/px with their tool tags."""
-    profiles = [PROFILES[p] for p in TRAINING_PROFILES]
-    return [(p.sem_image, p.layout_mask, f"sim:{p.profile}") for p in
-            (make_pair(i, size=256, nm_per_px=4.0, profiles=profiles, seed=SEEDS["original"])
-             for i in range(count))]
 
 
 def score(predictor: Predictor, pairs: list, nm_per_px: float, tool: str | None) -> dict:
@@ -221,8 +161,8 @@ def bench_tool(name: str, args: argparse.Namespace, root: Path, original: list) 
         config = with_overrides(finetune_config(store), args.finetune)
         set_finetune_config(store, config)
         production = store.production_model()
-        model_nm = float(production.card.get("nm_per_px") or 4.0)
-        tile = int(production.card.get("data_recipe", {}).get("size") or 256)
+        card = ModelCard.from_dict(production.card)
+        model_nm, tile = card.pixel_size(), card.image_size(256)
 
         def scores() -> dict:
             predictor = Predictor.from_dir(store.workspace / store.production_model().path)
@@ -250,123 +190,6 @@ def bench_tool(name: str, args: argparse.Namespace, root: Path, original: list) 
             previous = n
         stop_worker(store.workspace)
     return row
-
-
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per tool and N: IoU of production and the peer, the margin, the training tools' loss."""
-    table = []
-    for row in rows:
-        base = row["zero_shot"]
-        for step in row["steps"]:
-            fine, peer = step["production"]["tool"]["iou"], step["peer"]["iou"]
-            now = (step.get("production_untagged_now") or {}).get("original_untagged")
-            drop = max(base[k]["iou"] - (now if k == "original_untagged" and now else
-                                         step["production"][k])["iou"]
-                       for k in ("original_tagged", "original_untagged"))
-            table.append({"tool": row["tool"], "n": step["n"], "zero_shot_iou": base["tool"]["iou"],
-                          "iou": fine, "epe_mean_nm": step["production"]["tool"]["epe_mean_nm"],
-                          "candidate_iou": (step.get("candidate") or {}).get("tool", {}).get("iou"),
-                          "peer_iou": peer, "margin": round(fine - peer, 4),
-                          "original_iou_drop": round(drop, 4),
-                          "job_seconds": step["job"]["wall_seconds"],
-                          "decision": step["job"]["decision"]})
-    return table
-
-
-def targets_met(table: list[dict]) -> dict:
-    """Which tools meet the issue's targets at the largest N."""
-    last = max(r["n"] for r in table)
-    met = {}
-    for r in (r for r in table if r["n"] == last):
-        met[r["tool"]] = bool(r["iou"] >= TARGETS["min_iou"]
-                              and r["margin"] >= TARGETS["min_margin_over_peer"]
-                              and r["original_iou_drop"] <= TARGETS["max_original_iou_drop"]
-                              and r["job_seconds"] <= TARGETS["max_job_seconds"])
-    return met
-
-
-def plot(table: list[dict], out: Path) -> None:
-    """IoU against N per tool: the fine-tuned production (solid) and the peer (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tools = list(dict.fromkeys(r["tool"] for r in table))
-    figure, axis = plt.subplots(figsize=(9, 5))
-    colours = plt.get_cmap("tab10")
-    for index, tool in enumerate(tools):
-        rows = [r for r in table if r["tool"] == tool]
-        ns = [0] + [r["n"] for r in rows]
-        axis.plot(ns, [rows[0]["zero_shot_iou"]] + [r["iou"] for r in rows], "o-",
-                  color=colours(index), label=f"{tool}")
-        axis.plot([r["n"] for r in rows], [r["peer_iou"] for r in rows], "x--",
-                  color=colours(index), alpha=0.7)
-    axis.axhline(TARGETS["min_iou"], color="grey", lw=0.8, ls=":")
-    axis.set(xlabel="corrected images N", ylabel="held-out IoU on the tool",
-             title="review loop per tool: fine-tuned production (solid) vs from-scratch peer "
-                   "(dashed)", ylim=(-0.02, 1.02))
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, ncol=2, loc="lower right")
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-
-
-def finite(value: object) -> object:
-    """JSON-safe copy: NaN and ±inf (e.g. EPE with no predicted edge) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    return value
-
-
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def markdown_table(table: list[dict]) -> str:
-    """The per-tool table as Markdown (docs/review_loop.md and the README take it as is)."""
-    lines = ["| tool | N | zero-shot IoU | production IoU after the job | mean EPE (nm) | candidate "
-             "IoU | peer IoU | margin | training tools' IoU drop | job (s) | gate |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in table:
-        epe = r["epe_mean_nm"]
-        lines.append(f"| {r['tool']} | {r['n']} | {r['zero_shot_iou']:.3f} | {r['iou']:.3f} | "
-                     f"{'∞' if epe is None or not math.isfinite(epe) else f'{epe:.1f}'} | "
-                     f"{_cell(r.get('candidate_iou'))} | "
-                     f"{r['peer_iou']:.3f} | {r['margin']:+.3f} | {r['original_iou_drop']:.4f} | "
-                     f"{r['job_seconds']:.0f} | {r['decision']} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_results(rows: list[dict], out: Path, name: str, extra: dict) -> dict:
-    """The JSON (and, for the full set, the PNG) of these rows."""
-    table = summarise(rows)
-    result = {"bench": "review_loop", "rows": rows, "table": table, "targets": TARGETS,
-              "met": targets_met(table) if table else {}, **extra}
-    (out / f"{name}.json").write_text(json.dumps(finite(result), indent=1) + "\n")
-    if table:
-        plot(table, out / f"{name}.png")
-        (out / f"{name}.md").write_text(markdown_table(table))
-    return result
-
-
-def merge_rows(rows: list[dict]) -> list[dict]:
-    """One row per tool: the steps of every part (e.g. N = 25 run apart from 10 and 50) by N."""
-    merged: dict[str, dict] = {}
-    for row in rows:
-        if row["tool"] in merged:
-            merged[row["tool"]]["steps"] += row["steps"]
-        else:
-            merged[row["tool"]] = {**row, "steps": list(row["steps"])}
-    order = {name: index for index, name in enumerate(all_tools())}
-    for row in merged.values():
-        row["steps"].sort(key=lambda step: step["n"])
-    return sorted(merged.values(), key=lambda row: order.get(row["tool"], len(order)))
 
 
 def score_candidates(part: Path, root: Path, test_count: int, original_count: int) -> None:

@@ -32,10 +32,10 @@ from loop.predictions import (
     ingest_image,
     predict_sample,
 )
+from semgan.imageio import IMAGE_SUFFIXES
 from store import Job, ModelVersion, NotFoundError, Store, StoreError
 
 JOB_KIND = BATCH_PREDICT  # kept: the name other modules import
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 INLINE_LIMIT = 1  # this many images (or fewer) are predicted at once instead of in a job
 
 
@@ -92,7 +92,8 @@ class IngestBatch:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, and the PNG/TIFF files inside given folders (recursively, sorted)."""
+    """Files as given, and the image files (IMAGE_SUFFIXES) inside given folders (recursively,
+    sorted)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():

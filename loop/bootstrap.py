@@ -23,6 +23,7 @@ from loop.predictions import (
 )
 from semgan.drift import build_reference
 from semgan.infer import ModelNotFoundError, resolve_model
+from semgan.model_card import CARD, CONFIG, OPTIMIZER, STATE, WEIGHTS, ModelCard
 from semgan.semsim import PROFILES, TRAINING_PROFILES
 from semgan.synth import make_pair
 from store import ModelVersion, Store
@@ -32,8 +33,7 @@ DEMO_PROFILES = ("clean", "drifted")  # in-distribution and a tool the model nev
 DEMO_SEED = 2024
 REFERENCE_SEED = 7
 REFERENCE_IMAGES = 48  # fewer gives feature stds too noisy to trust
-MODEL_FILES = ("weights.safetensors", "config.json", "card.json", "optimizer.safetensors",
-               "train_state.json")
+MODEL_FILES = (WEIGHTS, CONFIG, CARD, OPTIMIZER, STATE)
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def install_model(store: Store, model_dir: str | Path, status: str = "production
     training tool profiles and written into the copied card (noted as such).
     """
     source = Path(resolve_model(model_dir))
-    card = json.loads((source / "card.json").read_text())
-    config = json.loads((source / "config.json").read_text())
-    weights_sha = sha256_file(source / "weights.safetensors")
+    card = ModelCard.read(source)
+    config = json.loads((source / CONFIG).read_text())
+    weights_sha = sha256_file(source / WEIGHTS)
     target = store.models_dir / f"{source.name or 'model'}-{weights_sha[:12]}"
     if not target.exists():
         partial = target.with_name(f".{target.name}.partial")
@@ -86,17 +86,16 @@ def install_model(store: Store, model_dir: str | Path, status: str = "production
         for name in MODEL_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, partial / name)
-        if ensure_drift_reference and not isinstance(card.get("drift_reference"), dict):
-            nm_per_px = float(card.get("nm_per_px") or config["data"]["nm_per_px"])
-            card["drift_reference"] = reference_from_synthetic(nm_per_px)
-            card["drift_reference_note"] = ("built on install from synthetic images of the "
-                                            f"training profiles {', '.join(TRAINING_PROFILES)}")
-            (partial / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        if ensure_drift_reference and not isinstance(card.drift_reference, dict):
+            card.drift_reference = reference_from_synthetic(card.pixel_size(config))
+            card.drift_reference_note = ("built on install from synthetic images of the "
+                                         f"training profiles {', '.join(TRAINING_PROFILES)}")
+            card.write(partial)
         partial.rename(target)  # a crash mid-copy leaves only a .partial folder
-    card = json.loads((target / "card.json").read_text())
+    card = ModelCard.read(target)
     summary = {"source": str(source.resolve()), **(training_summary or {})}
     return store.register_model(target, weights_sha, config, card, parent_version, summary,
-                                card.get("metrics") or {}, status=status)
+                                card.metrics or {}, status=status)
 
 
 def add_demo_samples(store: Store, nm_per_px: float, count: int = 12, size: int = 256,
@@ -141,8 +140,8 @@ def bootstrap(store: Store, model_dir: str | Path | None = None, demo_count: int
             "--model-dir is only used on an empty workspace")
     new_ids: list[int] = []
     if store.get_setting(DEMO_SETTING) is None:
-        nm_per_px = 4.0 if production is None else float(
-            production.card.get("nm_per_px") or production.config["data"]["nm_per_px"])
+        nm_per_px = 4.0 if production is None else \
+            ModelCard.from_dict(production.card).pixel_size(production.config)
         new_ids = add_demo_samples(store, nm_per_px, demo_count, demo_size)
         store.set_setting(DEMO_SETTING, {"samples": new_ids, "created": time.time()})
         say(f"added {len(new_ids)} demo SEM images ({' and '.join(DEMO_PROFILES)} tool "

@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from loop.config_fields import setting
 from loop.jobs import Check, GateResult
 from loop.pair_folders import export_split
 from semgan.errors import SemganError
 from semgan.evaluate import evaluate_folder
 from semgan.infer import Predictor
+from semgan.model_card import ModelCard
 from store import ModelStateError, ModelVersion, PromotionConflictError, Store
 
 METRIC_KEYS = ("iou", "epe_mean_nm", "epe_p95_nm", "cd_error_nm", "cd_abs_error_nm", "ssim",
@@ -43,13 +45,15 @@ CACHE_ENTRIES = 8
 class GateConfig:
     """Promotion rules: what counts as better on new data and as a regression on old data."""
 
-    min_ssim_gain: float = 0.001  # new-data SSIM must rise by MORE than this
-    max_iou_drop: float = 0.005  # old-data IoU may fall by at most this
-    max_epe_rise_nm: float = 0.5  # old-data mean EPE may rise by at most this (nm)
-    min_holdout_pairs: int = 1  # fewer held-out corrected pairs: refuse to promote
-    min_iou_gain: float = 0.005  # per-tool adaptations: held-out IoU must rise by more than this
-    min_win_probability: float = 0.9  # and P(mean gain > 0) by paired bootstrap at least this
-    constant_output_range: float = 1e-3  # max−min of P(feature) below this = blank output
+    min_ssim_gain: float = setting(0.001, "new-data SSIM must rise by more than this")
+    max_iou_drop: float = setting(0.005, "old-data IoU may fall by at most this")
+    max_epe_rise_nm: float = setting(0.5, "old-data mean EPE may rise by at most this (nm)")
+    min_holdout_pairs: int = setting(1, "fewer held-out corrected pairs: never promote")
+    min_iou_gain: float = setting(0.005, "per tool: held-out IoU must rise by more than this")
+    min_win_probability: float = setting(
+        0.9, "per tool: paired-bootstrap P(gain > 0) at least this")
+    constant_output_range: float = setting(
+        1e-3, "P(feature) spread below this = broken (blank) output")
 
 
 class BrokenModelError(SemganError):
@@ -155,7 +159,7 @@ def run_gate(store: Store, candidate_version: int, anchor_test: str | Path, tile
     if production is None:
         raise ModelStateError("there is no production model to compare the candidate with")
     anchor_test = Path(anchor_test)
-    nm_per_px = float(production.card.get("nm_per_px") or production.config["data"]["nm_per_px"])
+    nm_per_px = ModelCard.from_dict(production.card).pixel_size(production.config)
     work = Path(work_dir) if work_dir is not None else \
         store.workspace / "data" / f".gate-v{candidate_version}"
     holdout = export_split(store, work / "holdout", "holdout", nm_per_px, tile_size)

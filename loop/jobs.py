@@ -1,6 +1,6 @@
 """The job lifecycle's one owner: the kinds of job and the typed shapes a job row carries.
 
-A job row (``store.jobs``) keeps JSON: ``params`` (the request), ``plan`` (what a running
+A job row (``store.job_rows``) keeps JSON: ``params`` (the request), ``plan`` (what a running
 fine-tune will do: steps, steps per epoch, data) and ``result``. These dataclasses are the only
 shapes of that JSON, serialised here and read back here; the UI and the CLI read the
 dataclasses, never log text.

@@ -15,15 +15,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from loop.predictions import drift_reference, score_drift
-from semgan.imageio import ImageError, load_image, save_png, to_uint8
+from semgan.imageio import IMAGE_SUFFIXES, ImageError, load_image, save_png, to_uint8
 from semgan.pairfolder import DatasetError, read_pair_folder
+from semgan.resample import resize
 from store import CorrectedPair, Store, StoreError
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 MIN_SIDE_PX = 32  # a pair smaller than this at the model's pixel size is too small to learn from
 MAX_TILES_PER_PAIR = 16  # one huge image must not outweigh every other correction
 PIXEL_SIZE_RTOL = 0.01
@@ -47,15 +46,6 @@ class ExportedPairs:
     skipped: tuple[str, ...]
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area averaging when shrinking (no aliasing of thin lines), bilinear when enlarging."""
-    if image.shape == (height, width):
-        return image
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (width, height),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
 def resample_pair(sem_image: np.ndarray, layout_mask: np.ndarray, from_nm_per_px: float,
                   to_nm_per_px: float) -> tuple[np.ndarray, np.ndarray]:
     """An SEM image (uint8) and its layout mask (bool) moved to another pixel size together."""
@@ -64,9 +54,9 @@ def resample_pair(sem_image: np.ndarray, layout_mask: np.ndarray, from_nm_per_px
         return sem_image, layout_mask
     height = max(1, round(sem_image.shape[0] * scale))
     width = max(1, round(sem_image.shape[1] * scale))
-    sem = np.clip(np.rint(_resize(sem_image.astype(np.float32), height, width)), 0, 255)
+    sem = np.clip(np.rint(resize(sem_image.astype(np.float32), height, width)), 0, 255)
     # The mask is resampled as a coverage fraction and cut at one half, like a prediction.
-    mask = _resize(layout_mask.astype(np.float32), height, width) > 0.5
+    mask = resize(layout_mask.astype(np.float32), height, width) > 0.5
     return sem.astype(np.uint8), mask
 
 

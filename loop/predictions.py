@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from loop.uncertainty import uncertainty_later, uncertainty_summary
+from loop.prediction_uncertainty import uncertainty_later, uncertainty_summary
 from semgan.drift import DriftConfig, DriftError, ReferenceProfile, score
 from semgan.imageio import ImageError, load_image, to_uint8
 from semgan.infer import LayoutPrediction, Predictor
-from semgan.metrics import aggregate, evaluate_pair
+from semgan.model_card import ModelCard
 from store import ModelVersion, Prediction, Sample, Store
 
 UNCERTAIN_BELOW = 0.5  # confidence |2p − 1| below this counts as an uncertain pixel
@@ -154,12 +154,21 @@ def probability_of(store: Store, prediction: Prediction) -> np.ndarray:
     return np.where(mask, 0.5 + confidence / 2, 0.5 - confidence / 2).astype(np.float32)
 
 
+def predict_sem(store: Store, layout_mask: np.ndarray, nm_per_px: float | None,
+                version: int | None = None, cache: PredictorCache = DEFAULT_CACHE) -> np.ndarray:
+    """What a version's reverse generator expects the tool to image for a layout (uint8)."""
+    model = resolve_version(store, version)
+    predictor = cache.get(model)
+    with cache.run_lock:
+        return predictor.predict_sem(np.asarray(layout_mask, bool), nm_per_px)
+
+
 # -- drift -------------------------------------------------------------------------------------
 
 
 def drift_reference(model: ModelVersion | None) -> ReferenceProfile | None:
     """The model card's ``drift_reference`` profile, or None when it has none."""
-    data = None if model is None else model.card.get("drift_reference")
+    data = None if model is None else ModelCard.from_dict(model.card).drift_reference
     if not isinstance(data, dict):
         return None
     try:
@@ -231,82 +240,3 @@ def ingest_image(store: Store, data: bytes | str | Path, nm_per_px: float | None
         prediction = prediction_for(store, sample.id, production.version, cache)
         sample = store.get_sample(sample.id)
     return IngestResult(sample, prediction, origin, already)
-
-
-# -- evaluation on held-out data ----------------------------------------------------------------
-
-
-def heldout_sets(store: Store, limit: int = 40, scan: int = 2000) -> dict[str, list[int]]:
-    """Sample ids of the held-out sets: uncorrected known-truth samples (old data) per tool,
-    and the latest holdout pairs (new corrections)."""
-    corrected = {pair.sample_id for pair in store.list_pairs()}
-    old: dict[str, list[int]] = {}
-    for sample in store.list_samples(order_by="created", limit=scan):
-        if sample.truth_sha is not None and sample.id not in corrected:
-            old.setdefault(f"old data · {sample.tool or 'no tool'}", []).append(sample.id)
-    new = [pair.sample_id for pair in store.list_pairs(split="holdout")]
-    return {**{name: sorted(ids)[:limit] for name, ids in sorted(old.items())},
-            "new corrections (holdout)": new[-limit:]}
-
-
-def truth_mask(store: Store, sample_id: int) -> np.ndarray | None:
-    """The best known layout of a sample: its latest corrected pair, else its stored truth."""
-    pair = store.latest_pair(sample_id)
-    if pair is not None:
-        return store.pair_mask(pair)
-    sample = store.get_sample(sample_id)
-    return None if sample.truth_sha is None else store.read_mask(sample.truth_sha)
-
-
-def evaluate_version(store: Store, version: int, sample_ids: list[int],
-                     cache: PredictorCache = DEFAULT_CACHE) -> dict[str, float]:
-    """Mean IoU, EPE, CD error, SSIM, PSNR, L1 of a version over samples with a known layout."""
-    rows = []
-    for sample_id in sample_ids:
-        truth = truth_mask(store, sample_id)
-        if truth is None:
-            continue
-        prediction = prediction_for(store, sample_id, version, cache)
-        rows.append(evaluate_pair(probability_of(store, prediction),
-                                  store.prediction_mask(prediction), truth,
-                                  store.get_sample(sample_id).nm_per_px))
-    return aggregate(rows)
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    """Where two versions' masks differ on one sample."""
-
-    sample_id: int
-    only_a: int  # pixels only version A marks
-    only_b: int
-    iou: float  # IoU of the two masks (1.0 when both are empty)
-
-
-def disagreement(store: Store, sample_id: int, version_a: int, version_b: int,
-                 cache: PredictorCache = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray,
-                                                                 Disagreement]:
-    """Both versions' masks for a sample (predicted if missing) and how much they differ."""
-    mask_a = store.prediction_mask(prediction_for(store, sample_id, version_a, cache))
-    mask_b = store.prediction_mask(prediction_for(store, sample_id, version_b, cache))
-    union = int(np.count_nonzero(mask_a | mask_b))
-    iou = 1.0 if union == 0 else int(np.count_nonzero(mask_a & mask_b)) / union
-    return mask_a, mask_b, Disagreement(sample_id, int(np.count_nonzero(mask_a & ~mask_b)),
-                                        int(np.count_nonzero(mask_b & ~mask_a)), iou)
-
-
-def most_disagreeing(store: Store, version_a: int, version_b: int, sample_ids: list[int],
-                     top: int = 10, cache: PredictorCache = DEFAULT_CACHE) -> list[Disagreement]:
-    """The samples on which two versions disagree most (lowest mask IoU first)."""
-    found = [disagreement(store, sample_id, version_a, version_b, cache)[2]
-             for sample_id in sample_ids]
-    return sorted(found, key=lambda d: (d.iou, -(d.only_a + d.only_b)))[:top]
-
-
-def predict_sem(store: Store, layout_mask: np.ndarray, nm_per_px: float | None,
-                version: int | None = None, cache: PredictorCache = DEFAULT_CACHE) -> np.ndarray:
-    """What a version's reverse generator expects the tool to image for a layout (uint8)."""
-    model = resolve_version(store, version)
-    predictor = cache.get(model)
-    with cache.run_lock:
-        return predictor.predict_sem(np.asarray(layout_mask, bool), nm_per_px)

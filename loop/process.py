@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from store.jobs import pid_alive
+from store.job_rows import pid_alive
 
 try:
     import fcntl

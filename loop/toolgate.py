@@ -39,6 +39,7 @@ from semgan.errors import SemganError
 from semgan.imageio import load_image
 from semgan.infer import Predictor
 from semgan.metrics import aggregate, evaluate_pair
+from semgan.model_card import WEIGHTS, ModelCard
 from store import ModelStateError, ModelVersion, Store
 
 BOOTSTRAP_SAMPLES = 2000
@@ -74,7 +75,7 @@ def _sha(path: Path) -> str:
 def untouched_tools(candidate_dir: Path, production_dir: Path, adapted: set[str]) -> list[str]:
     """What differs between candidate and production outside the adapted tools (empty: nothing)."""
     changed = []
-    if _sha(candidate_dir / "weights.safetensors") != _sha(production_dir / "weights.safetensors"):
+    if _sha(candidate_dir / WEIGHTS) != _sha(production_dir / WEIGHTS):
         changed.append("the shared generator")
     before, after = load_calibration(production_dir), load_calibration(candidate_dir)
     for entry in before.tools if before is not None else ():
@@ -135,7 +136,7 @@ def run_tool_gate(store: Store, candidate: ModelVersion, production: ModelVersio
                   check_cancel: Callable[[], None]) -> GateResult:
     """Judge each adapted tool; keep the winners in the candidate; the verdict for the registry."""
     started = time.perf_counter()
-    nm_per_px = float(production.card.get("nm_per_px") or production.config["data"]["nm_per_px"])
+    nm_per_px = ModelCard.from_dict(production.card).pixel_size(production.config)
     holdout = export_split(store, work / "holdout", "holdout", nm_per_px, tile_size)
     items: dict[str, list[dict]] = {}
     if holdout.path is not None:
@@ -193,7 +194,7 @@ def _describe(check: Check) -> str:
 
 def adapted_tools(candidate: ModelVersion) -> list[str]:
     """The tools a per-tool fine-tune adapted in ``candidate`` (empty: judge it by loop.gate)."""
-    fine_tune = candidate.card.get("fine_tune") or {}
+    fine_tune = ModelCard.from_dict(candidate.card).fine_tune or {}
     return list(fine_tune.get("tools") or ()) if fine_tune.get("strategy") == "tools" else []
 
 

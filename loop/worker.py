@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from loop.finetune.register import resume_dir
+from loop.finetune.candidate import resume_dir
 from loop.jobrun import JOB_RUNNERS, WORKER_KINDS, JobReporter, interrupt, run_job
 from loop.process import (
     LOG_NAME,

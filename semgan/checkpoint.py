@@ -3,7 +3,7 @@
 MODEL_DIR/weights.safetensors    every network, names prefixed (``sem_to_layout.…``)
 MODEL_DIR/optimizer.safetensors  Adam moments per parameter; param_groups as JSON metadata
 MODEL_DIR/config.json            the ExperimentConfig
-MODEL_DIR/card.json              model card: nm/px, data recipe, steps, wall time, device, metrics
+MODEL_DIR/card.json              the ModelCard (semgan.model_card, which names these files)
 MODEL_DIR/train_state.json       step, LR schedulers, RNG states, file hashes
 
 Loading uses safetensors and json only: nothing is ever unpickled.
@@ -27,11 +27,10 @@ from semgan.calibration import CALIBRATION_FILE
 from semgan.config import ConfigError, ExperimentConfig
 from semgan.errors import SemganError
 from semgan.model import GanModels, build_models
+from semgan.model_card import CARD, CONFIG, OPTIMIZER, STATE, WEIGHTS, ModelCard, ModelCardError
 from semgan.train.step import Optimizers, build_optimizers
 
 CRITIC_PREFIXES = ("layout_critic.", "sem_critic.")
-WEIGHTS, OPTIMIZER, CONFIG, CARD, STATE = (
-    "weights.safetensors", "optimizer.safetensors", "config.json", "card.json", "train_state.json")
 
 
 class CheckpointError(SemganError):
@@ -56,7 +55,7 @@ class Checkpoint:
 
     model_dir: Path
     config: ExperimentConfig
-    card: dict[str, Any]
+    card: ModelCard
     models: GanModels
     optimizer_states: dict[str, dict] | None
     state: TrainState | None
@@ -203,32 +202,15 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, source: 
     optimizer.load_state_dict(state)
 
 
-def rng_state() -> dict[str, Any]:
-    """The torch RNG states (CPU and every CUDA device) as JSON-able lists."""
-    state: dict[str, Any] = {"torch_cpu": torch.get_rng_state().tolist()}
-    if torch.cuda.is_available():
-        state["torch_cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what ``rng_state`` captured (CUDA states only when the device count matches)."""
-    if "torch_cpu" in state:
-        torch.set_rng_state(torch.tensor(state["torch_cpu"], dtype=torch.uint8))
-    cuda = state.get("torch_cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in cuda])
-
-
 def save_checkpoint(model_dir: str | Path, models: GanModels, optimizers: Optimizers | None,
-                    config: ExperimentConfig, card: dict[str, Any], state: TrainState | None) -> Path:
+                    config: ExperimentConfig, card: ModelCard | dict[str, Any], state: TrainState | None) -> Path:
     """Write a checkpoint; ``train_state.json`` goes last, so a torn save is detectable."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     weights_meta = _metadata(kind="full" if state is not None else "inference")
     _write_atomic(model_dir / WEIGHTS, lambda tmp: save_file(_state_tensors(models), tmp, weights_meta))
     _write_json(model_dir / CONFIG, config.to_dict())
-    _write_json(model_dir / CARD, card)
+    ModelCard.of(card).write(model_dir)
     if optimizers is not None and state is not None:
         tensors, groups = _optimizer_tensors(optimizers)
         meta = _metadata(param_groups=groups)
@@ -254,7 +236,10 @@ def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu",
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir}: no such model folder")
     config = read_config(model_dir)
-    card = _read_json(model_dir / CARD)
+    try:
+        card = ModelCard.from_dict(_read_json(model_dir / CARD))
+    except ModelCardError as err:
+        raise CheckpointError(f"{model_dir / CARD}: {err}") from None
     tensors, _ = read_safetensors(model_dir / WEIGHTS)
     state = None
     if (model_dir / STATE).is_file() and not generators_only:
@@ -298,10 +283,10 @@ def export_inference(model_dir: str | Path, out_dir: str | Path, dtype: torch.dt
     dtype_name = str(dtype).removeprefix("torch.")
     _write_atomic(out_dir / WEIGHTS, lambda tmp: save_file(tensors, tmp, _metadata(kind="inference", dtype=dtype_name)))
     _write_json(out_dir / CONFIG, checkpoint.config.to_dict())
-    card = dict(checkpoint.card)
-    card["export"] = {"dtype": dtype_name, "weights_sha256": _sha256(out_dir / WEIGHTS),
-                      "source_steps": card.get("steps"), "critics": critics}
-    _write_json(out_dir / CARD, card)
+    card = checkpoint.card.copy()
+    card.export = {"dtype": dtype_name, "weights_sha256": _sha256(out_dir / WEIGHTS),
+                   "source_steps": card.steps, "critics": critics}
+    card.write(out_dir)
     if (model_dir / CALIBRATION_FILE).is_file():  # tool calibrations (and experts) travel along
         shutil.copyfile(model_dir / CALIBRATION_FILE, out_dir / CALIBRATION_FILE)
         for tool in _read_json(model_dir / CALIBRATION_FILE).get("tools", []):

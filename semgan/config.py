@@ -81,19 +81,13 @@ class DataConfig:
     flip_vertical: bool = True
     holdout_fraction: float = 0.0  # items held out of training by name hash (0 = train on all)
     num_workers: int = 0
-    # Per-image intensity standardisation of SEM inputs (semgan.data.standardize_sem): each SEM
-    # image is shifted and scaled to this mean/std (on the [0, 1] scale) before the generator sees
-    # it. Off by default: it also removes the absolute grey level that tells a field of wide metal
-    # from a field of space, and a default model re-trained with it scored worse (IoU 0.9635 vs
-    # 0.9693 on the 300-image test set; README). Foreign tools are handled by semgan.calibration.
-    # The reference values are the mean/std of the default training set's SEM images.
+    # Per-image SEM standardisation to this mean/std (semgan.data.standardize_sem; the values are the
+    # default training set's). Off: it erases the absolute grey level, and scored worse (docs/RESULTS.md).
     standardize: bool = False
     standardize_mean: float = 0.373
     standardize_std: float = 0.153
-    # Row-drift augmentation (semgan.data.add_row_drift): half the training images get a slow
-    # multiplicative brightness drift from row to row, of relative std up to this value, so the
-    # generator learns that a darker band of rows is not a line end. 0 = off. The aged tool's own
-    # drift (0.06–0.12) made whole stretches of wide lines read as space without it.
+    # Row-drift augmentation (semgan.data.add_row_drift): half the images get a slow row-to-row
+    # brightness drift of relative std up to this, so a darker band of rows is not a line end. 0 = off.
     row_drift_augment: float = 0.0
 
     def sem_standardization(self) -> tuple[float, float] | None:

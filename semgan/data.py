@@ -83,50 +83,51 @@ def _image_size(path: Path) -> tuple[int, int]:
 class PairedDataset(Dataset):
     """SEM images in [-1, 1] and layout masks in {-1, 1}, as (1, H, W) float tensors.
 
-    With ``augment`` each access takes a random ``crop_size`` crop and random flips, seeded by
-    (seed, epoch, index) so a run is reproducible whatever the worker count. Without it, a
-    centre crop (or the full image when ``crop_size`` is None). No 90° rotations: the SEM scan
-    direction is physical. ``row_drift`` > 0 gives half the augmented images a slow row-to-row
-    brightness drift of relative std up to that value (``add_row_drift``), before standardising.
-    ``standardize=(mean, std)`` standardises each full SEM image
-    (``standardize_sem``) before the crop, as ``DataConfig.sem_standardization()`` asks;
-    ``calibration`` maps images of a calibrated foreign tool first (``semgan.calibration``).
+    ``data`` (a model's DataConfig) gives the pixel size the folder must have, the crop size
+    (``crop_size`` overrides it), flips, hold-out fraction, standardisation and row drift; without
+    it the folder is read as it is (no pixel-size check, full images unless ``crop_size``).
+    With ``augment`` each access takes a random crop and random flips, seeded by (seed, epoch,
+    index) so a run is reproducible whatever the worker count; without it, a centre crop. No 90°
+    rotations: the SEM scan direction is physical. Row drift (``add_row_drift``) goes on half the
+    augmented images, before standardising (``standardize_sem``, on the full image, before the
+    crop); ``calibration`` maps images of a calibrated foreign tool first (``semgan.calibration``).
     """
 
-    def __init__(self, data_dir: str | Path, crop_size: int | None = None, augment: bool = False,
-                 split: str | None = None, *, nm_per_px: float | None = None, holdout_fraction: float = 0.0,
-                 seed: int = 0, flip_horizontal: bool = True, flip_vertical: bool = True,
-                 standardize: tuple[float, float] | None = None,
-                 calibration: CalibrationSet | None = None, row_drift: float = 0.0) -> None:
+    def __init__(self, data_dir: str | Path, data: DataConfig | None = None, *, augment: bool = False,
+                 split: str | None = None, seed: int = 0, crop_size: int | None = None,
+                 calibration: CalibrationSet | None = None) -> None:
         self.data_dir = Path(data_dir)
         folder = read_pair_folder(self.data_dir)
         self.manifest = folder.synth_view()
         self.nm_per_px = folder.nm_per_px
         self.size = folder.size  # None: images of several sizes (an export); crops needed
-        if nm_per_px is not None and not np.isclose(self.nm_per_px, nm_per_px, rtol=1e-6):
+        if data is not None and not np.isclose(self.nm_per_px, data.nm_per_px, rtol=1e-6):
             raise DatasetError(
-                f"{self.data_dir}: data is at {self.nm_per_px} nm/px but the model expects {nm_per_px} nm/px; "
-                f"regenerate the data at {nm_per_px} nm/px (synth --nm-per-px) or set data.nm_per_px")
+                f"{self.data_dir}: data is at {self.nm_per_px} nm/px but the model expects {data.nm_per_px} nm/px; "
+                f"regenerate the data at {data.nm_per_px} nm/px (synth --nm-per-px) or set data.nm_per_px")
         if split not in (None, *SPLITS):
             raise DatasetError(f"split must be one of {SPLITS} or None, got {split!r}")
         items = list(self.manifest["items"])
         if split is not None:
+            holdout_fraction = data.holdout_fraction if data is not None else 0.0
             train, holdout = split_items(items, holdout_fraction, seed)
             items = train if split == "train" else holdout
             if not items:
                 raise DatasetError(f"{self.data_dir}: the {split!r} split is empty "
                                    f"(holdout_fraction {holdout_fraction}, {len(self.manifest['items'])} items)")
         self.items = items
+        crop_size = crop_size or (data.crop_size if data is not None else None)
         smallest = self._check_sizes(crop_size)
         if crop_size is not None and crop_size > smallest:
             raise DatasetError(f"crop size {crop_size} is larger than the {smallest} px images in {self.data_dir}")
         self.crop_size = crop_size
         self.augment = augment
         self.seed = seed
-        self.flip_horizontal = flip_horizontal
-        self.flip_vertical = flip_vertical
-        self.standardize = standardize
+        self.flip_horizontal = data.flip_horizontal if data is not None else True
+        self.flip_vertical = data.flip_vertical if data is not None else True
+        self.standardize = data.sem_standardization() if data is not None else None
         self.calibration = calibration
+        row_drift = data.row_drift_augment if data is not None else 0.0
         if not 0.0 <= row_drift <= 0.5:
             raise DatasetError(f"row_drift must be in [0, 0.5], got {row_drift}")
         self.row_drift = row_drift
@@ -136,14 +137,9 @@ class PairedDataset(Dataset):
     def for_training(cls, data_dir: str | Path, data: DataConfig, *, seed: int, split: str | None = None,
                      crop_size: int | None = None,
                      calibration: CalibrationSet | None = None) -> PairedDataset:
-        """The augmented training view of a folder as ``data`` (a model's DataConfig) describes it.
-
-        The one place a DataConfig becomes dataset options: pixel size, crop (``crop_size``
-        overrides, e.g. a fine-tune's own), flips, hold-out split, standardisation, row drift."""
-        return cls(data_dir, crop_size or data.crop_size, augment=True, split=split, nm_per_px=data.nm_per_px,
-                   holdout_fraction=data.holdout_fraction, seed=seed, flip_horizontal=data.flip_horizontal,
-                   flip_vertical=data.flip_vertical, standardize=data.sem_standardization(),
-                   calibration=calibration, row_drift=data.row_drift_augment)
+        """The augmented training view of a folder as ``data`` (a model's DataConfig) describes it."""
+        return cls(data_dir, data, augment=True, split=split, seed=seed, crop_size=crop_size,
+                   calibration=calibration)
 
     def _check_sizes(self, crop_size: int | None) -> int:
         """Every listed image exists at its recorded size; returns the smallest side."""

@@ -1,13 +1,8 @@
 """Tool experts: a SEM→layout generator fine-tuned for one foreign tool, used for its images only.
 
-A fine-tune on a few dozen pairs of a new tool cannot move the shared generator far without the
-old tools paying for it (measured on the review-loop probe, 20 + 20 held-out images: the shared
-generator reaches drifted-tool IoU 0.78 at an old-tool cost of 0.010; blended back to cost
-≤ 0.005 it keeps at most 0.76). A model folder may therefore carry, next to its calibration
-(``calibration.json``), one generator per calibrated tool. The Predictor picks the tool per image
-by grey-level histogram (``CalibrationSet.choose``), as it already does for the grey-level map,
-and runs that tool's generator; every other image goes through the shared one, unchanged.
-Files are safetensors (never pickle), named in the tool's calibration entry.
+A model folder may carry one generator per calibrated tool (named in ``calibration.json``); the
+Predictor routes each image by grey-level histogram, so the shared generator's other tools pay
+nothing for it (figures: docs/RESULTS.md, "Why tool experts"). Files are safetensors, never pickle.
 """
 
 from __future__ import annotations
@@ -22,6 +17,7 @@ from semgan.calibration import CALIBRATION_FILE, CalibrationSet, load_calibratio
 from semgan.checkpoint import CheckpointError, load_into, read_safetensors
 from semgan.config import ExperimentConfig
 from semgan.model import GENERATORS
+from semgan.model_card import CARD, CONFIG, WEIGHTS
 
 
 def expert_file(index: int) -> str:
@@ -62,7 +58,7 @@ def inference_files(model_dir: Path) -> list[str]:
     """Names of the files a Predictor needs from a model folder (weights, config, card,
     calibration and tool experts when present): what to copy to move a model elsewhere."""
     folder = Path(model_dir)
-    names = ["weights.safetensors", "config.json", "card.json"]
+    names = [WEIGHTS, CONFIG, CARD]
     calibration = load_calibration(folder)
     if calibration is not None:
         names.append(CALIBRATION_FILE)

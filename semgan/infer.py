@@ -8,19 +8,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from semgan.calibration import CalibrationSet, load_calibration
+from semgan.checkpoint import WEIGHTS, load_checkpoint
 from semgan.config import ExperimentConfig
 from semgan.data import standardize_sem
 from semgan.device import autocast_dtype, default_precision, pick_device, precision_name
 from semgan.edgecheck import DEFAULT_EDGE_CHECK, EdgeCheckConfig, edge_support_check
 from semgan.errors import SemganError
-from semgan.metrics import MetricError, as_unit_float
+from semgan.experts import load_experts
+from semgan.manhattan import manhattan_mask
+from semgan.metric_inputs import MetricError, as_unit_float
 from semgan.model import GanModels
+from semgan.model_card import ModelCard
+from semgan.resample import resize
 from semgan.tiling import blend_window, plan_axis
 
 __all__ = ["DEFAULT_MODEL_DIR", "LayoutPrediction", "ModelNotFoundError", "PredictionError", "Predictor",
@@ -55,19 +59,19 @@ class LayoutPrediction:
     flipped_fraction: float = 0.0  # of the image's pixels
     edge_check_skipped: bool = False  # the image's edges were too weak against its noise to judge
     routing: str = "none"  # how the tool adaptation was found: "tag", "histogram" or "none"
-    outline: list | None = None  # with manhattan=True: the mask's rings (semgan.polygons.manhattan_vectorize)
+    outline: list | None = None  # with manhattan=True: the mask's rings (semgan.manhattan.manhattan_vectorize)
 
 
 def resolve_model(name: str | Path) -> Path:
     """``"default"`` → the model shipped in ``semgan/weights/default``; anything else is a folder path."""
     if str(name) == "default":
-        if not (DEFAULT_MODEL_DIR / "weights.safetensors").is_file():
+        if not (DEFAULT_MODEL_DIR / WEIGHTS).is_file():
             raise ModelNotFoundError(f"the default model is not installed ({DEFAULT_MODEL_DIR} has no weights); "
                                      "train one with `python -m semgan train` and pass --model MODEL_DIR")
         return DEFAULT_MODEL_DIR
     path = Path(name)
-    if not (path / "weights.safetensors").is_file():
-        raise ModelNotFoundError(f"{path}: not a model folder (no weights.safetensors)")
+    if not (path / WEIGHTS).is_file():
+        raise ModelNotFoundError(f"{path}: not a model folder (no {WEIGHTS})")
     return path
 
 
@@ -92,30 +96,22 @@ def _as_mask(layout_mask: np.ndarray) -> np.ndarray:
     return layout_mask > 0
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape == (height, width):
-        return image
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    # Area averaging when shrinking (no aliasing of fine lines), bilinear when enlarging.
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-
-
 class Predictor:
     """Runs a trained model in both directions on images of any size and pixel size."""
 
-    def __init__(self, models: GanModels, config: ExperimentConfig, card: dict[str, Any] | None = None,
+    def __init__(self, models: GanModels, config: ExperimentConfig, card: ModelCard | dict[str, Any] | None = None,
                  device: str | torch.device = "auto", tile_size: int | None = 256, overlap: int = 32,
                  batch_size: int = 8, calibration: CalibrationSet | None = None,
                  experts: dict[str, nn.Module] | None = None,
                  edge_check: EdgeCheckConfig | None = DEFAULT_EDGE_CHECK, precision: str | None = None,
                  max_tile: int | None = None, manhattan: bool = False) -> None:
         self.config = config
-        # Redraw each mask from Manhattan outlines with sub-pixel edges (semgan.polygons).
+        # Redraw each mask from Manhattan outlines with sub-pixel edges (semgan.manhattan).
         self.manhattan = manhattan
         self.edge_check = edge_check if edge_check is not None and edge_check.enabled else None
         self.calibration = calibration
-        self.card = card or {}
-        self.nm_per_px = float(self.card.get("nm_per_px", config.data.nm_per_px))
+        self.card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card or {})
+        self.nm_per_px = self.card.pixel_size(config)
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.multiple = 2**config.generator.n_down
         if tile_size is not None and (tile_size % self.multiple or tile_size < self.multiple):
@@ -128,7 +124,7 @@ class Predictor:
         self.dtype = autocast_dtype(self.device, precision or default_precision())
         self.precision = precision_name(self.dtype)
         # channels_last (NHWC) is the layout oneDNN's and cuDNN's fast conv kernels use: without
-        # it every conv reorders its input and output (measured: 39.7 → 17.3 ms per bf16 tile).
+        # it every conv reorders its input and output.
         self.models = models.to(self.device).float().eval()  # BatchNorm running stats, dropout off
         self.models.to(memory_format=torch.channels_last)
         # Tool name → that tool's own SEM→layout generator (semgan.experts), chosen per image.
@@ -138,9 +134,6 @@ class Predictor:
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str = "auto", **options: Any) -> Predictor:
         """Load an inference export or a full checkpoint (``"default"`` = the shipped model)."""
-        from semgan.checkpoint import load_checkpoint
-        from semgan.experts import load_experts
-
         folder = resolve_model(model_dir)
         checkpoint = load_checkpoint(folder, "cpu", generators_only=True)
         calibration = load_calibration(folder)
@@ -178,15 +171,13 @@ class Predictor:
                 flipped, flips = checked.flipped, checked.regions
                 probability = np.where(flipped, 1 - probability, probability)
         height, width = pixels.shape
-        probability = _resize(probability, height, width)
+        probability = resize(probability, height, width)
         confidence = np.abs(2 * probability - 1)
         if flipped is not None:
-            flipped = _resize(flipped.astype(np.float32), height, width) > 0.5
+            flipped = resize(flipped.astype(np.float32), height, width) > 0.5
             confidence[flipped] = 0.0
         mask, outline = probability > 0.5, None
         if self.manhattan:
-            from semgan.polygons import manhattan_mask  # gdstk: imported only when used
-
             mask, outline = manhattan_mask(probability, self.nm_per_px if nm_per_px is None else nm_per_px)
         return LayoutPrediction(mask, probability, confidence,
                                 time.perf_counter() - started, tool, expert is not None, flips,
@@ -206,7 +197,7 @@ class Predictor:
         height, width = pixels.shape
         scale = 1.0 if nm_per_px is None else nm_per_px / self.nm_per_px
         model_h, model_w = max(1, round(height * scale)), max(1, round(width * scale))
-        return _resize(pixels, model_h, model_w) * 2 - 1
+        return resize(pixels, model_h, model_w) * 2 - 1
 
     def _run(self, generator: nn.Module, image: np.ndarray) -> np.ndarray:
         """Generator output in [-1, 1] for a model-scale image, whole or in tiles."""
@@ -217,7 +208,7 @@ class Predictor:
     def _translate(self, generator: nn.Module, pixels: np.ndarray, nm_per_px: float | None) -> np.ndarray:
         """[0, 1] image at ``nm_per_px`` → generator output in [-1, 1] at the input's size."""
         height, width = pixels.shape
-        return _resize(self._run(generator, self._model_scale(pixels, nm_per_px)), height, width)
+        return resize(self._run(generator, self._model_scale(pixels, nm_per_px)), height, width)
 
     def _forward(self, generator: nn.Module, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), self._autocast():

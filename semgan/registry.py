@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semgan.errors import SemganError
+from semgan.model_card import WEIGHTS
 
 WORKSPACE_ENV = "SEMGAN_WORKSPACE"
 REGISTRY_FILE = Path("models") / "registry.json"
 REGISTRY_FORMAT = "semgan-registry"
-WEIGHTS_FILE = "weights.safetensors"
 PRODUCTION = "production"
 _VERSION_NAME = re.compile(r"[vV]?(\d+)")
 
@@ -116,8 +116,8 @@ def registry_model(workspace: str | Path, name: str) -> RegistryModel:
         raise RegistryModelError(
             f"model v{model.version} is registered at {model.path}, but that folder is missing "
             "(deleted, or the workspace was copied without its models/ folder)")
-    if not (model.path / WEIGHTS_FILE).is_file():
-        raise RegistryModelError(f"model v{model.version}: {model.path} has no {WEIGHTS_FILE}")
+    if not (model.path / WEIGHTS).is_file():
+        raise RegistryModelError(f"model v{model.version}: {model.path} has no {WEIGHTS}")
     return model
 
 
@@ -136,7 +136,7 @@ def resolve_model_spec(spec: str, workspace: str | Path | None) -> tuple[str | P
     if not is_registry_name(spec):
         return spec, spec
     if workspace is None:
-        if (Path(spec) / WEIGHTS_FILE).is_file():
+        if (Path(spec) / WEIGHTS).is_file():
             return spec, spec  # an existing model folder named like a version keeps working
         raise RegistryError(
             f"--model {spec} names a model in a workspace's registry: pass --workspace W (or "

@@ -192,7 +192,7 @@ class Uncertainty:
 
 def reference_of(predictor: Predictor) -> ReferenceProfile | None:
     """The model card's drift reference, None when it has none (or it is malformed)."""
-    data = predictor.card.get("drift_reference")
+    data = predictor.card.drift_reference
     try:
         return ReferenceProfile.from_dict(data) if isinstance(data, dict) else None
     except DriftError:

@@ -15,7 +15,7 @@ from store.base import StoreBase, dumps, loads, row_to_event
 from store.connection import BUSY_TIMEOUT_S, busy_message, is_busy
 from store.designs import DesignsMixin
 from store.errors import DatabaseBusyError, InvalidInputError, WorkspaceError
-from store.jobs import DEFAULT_STALE_AFTER_S, JobsMixin
+from store.job_rows import DEFAULT_STALE_AFTER_S, JobsMixin
 from store.model_registry import ModelsMixin
 from store.pair_export import export_pairs
 from store.pairs import PairsMixin

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from semgan.model_card import ModelCard
 from store import blobs, registry_file
 from store.base import StoreBase, check_dict, dumps, loads
 from store.errors import (
@@ -63,7 +64,7 @@ class ModelsMixin(StoreBase):
         rows = list(db.query("SELECT * FROM models WHERE status = 'production'"))
         return rows[0] if rows else None
 
-    def register_model(self, path: str | Path, weights_sha256: str, config: dict, card: dict,
+    def register_model(self, path: str | Path, weights_sha256: str, config: dict, card: ModelCard | dict,
                        parent_version: int | None, training_summary: dict, metrics: dict,
                        status: str = "candidate",
                        data_cutoff_pair_id: int | None = None) -> ModelVersion:
@@ -71,12 +72,13 @@ class ModelsMixin(StoreBase):
 
         ``data_cutoff_pair_id``: the highest pair id its training data could include (default
         ``training_summary["max_pair_id"]``, else every pair saved so far); pairs after it
-        count as new for this model.
+        count as new for this model. The card is stored as its JSON (records hold it as a dict).
         """
         blobs.check_sha(weights_sha256)
         if status not in ("candidate", "production"):
             raise InvalidInputError(f"a new model is 'candidate' or 'production', not {status!r}")
         summary = check_dict(training_summary, "training_summary")
+        card = card.to_dict() if isinstance(card, ModelCard) else card
         stored_path = Path(path).resolve()
         if stored_path.is_relative_to(self.workspace.resolve()):
             stored_path = stored_path.relative_to(self.workspace.resolve())  # workspace can move

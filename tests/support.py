@@ -104,7 +104,7 @@ def workspace_with_pairs(root: Path, pairs: int = 8) -> Path:
 
 
 def record_dataset_argument(monkeypatch, name: str) -> list[object]:
-    """Record the ``name`` keyword of every PairedDataset a fine-tune builds (list filled later)."""
+    """Record the ``name`` attribute of every PairedDataset a fine-tune builds (list filled later)."""
     import loop.finetune.run as finetune_run
     from semgan.data import PairedDataset
 
@@ -112,8 +112,8 @@ def record_dataset_argument(monkeypatch, name: str) -> list[object]:
 
     class Recording(PairedDataset):
         def __init__(self, *args: object, **kwargs: object) -> None:
-            seen.append(kwargs.get(name))
             super().__init__(*args, **kwargs)
+            seen.append(getattr(self, name))
 
     monkeypatch.setattr(finetune_run, "PairedDataset", Recording)
     return seen

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from annotate import finetune, finetune_plots, finetune_view
-from annotate.app import build_ui
+from annotate.blocks import build_ui
 from annotate.models_tab import metrics_text, pairs_used
 from annotate.studio import Studio
 from loop.finetune import FinetuneConfig
@@ -198,7 +198,7 @@ def test_history_has_one_row_per_job(studio: Studio) -> None:
 
 def test_a_fractional_threshold_is_refused() -> None:
     with pytest.raises(TriggerError, match="threshold counts pairs"):
-        finetune_view.parse_trigger_settings(True, 2.5, 10, 24)
+        finetune.parse_trigger_settings(True, 2.5, 10, 24)
 
 
 def test_saved_settings_reach_the_workspace(studio: Studio) -> None:
@@ -276,9 +276,10 @@ def test_the_tab_refresh_fills_every_component(studio: Studio,
 
     monkeypatch.setattr(finetune, "build", spy)
     build_ui(studio)
-    values = finetune.refresh(studio)
-    assert len(values) == len(captured["ui"].refresh_outputs)
-    assert "promoted" in values[5]  # the verdict panel
+    ui = captured["ui"]
+    values = finetune.refresh(studio, ui)
+    assert list(values) == ui.refresh_outputs
+    assert "promoted" in values[ui.jobs.verdict]
 
 
 def test_a_raised_drift_alarm_without_enough_pairs_says_what_is_missing(studio: Studio) -> None:

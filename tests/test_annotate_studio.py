@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from annotate import format as fmt
-from annotate.app import build_ui
-from annotate.correct import brush_radius, brush_steps
+from annotate.blocks import build_ui
+from annotate.correct_layout import brush_radius, brush_steps
 from annotate.review import queue_update, upload_report
+from annotate.saving import save_pair
 from annotate.studio import QueueFilter, Studio, after_removal, step_in_queue
 from loop.batch import ingest_files
 from loop.triggers import set_trigger_settings
@@ -114,6 +115,18 @@ def test_after_pair_saved_turns_a_failure_into_a_message(model_studio: Studio,
     monkeypatch.setattr("annotate.studio.check_triggers", busy)
     assert model_studio.after_pair_saved() == ("The automatic fine-tune check failed "
                                                "(StoreError: database is locked).")
+
+
+def test_saving_a_pair_toasts_and_appends_what_the_trigger_queued(
+        model_studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    toasts = []
+    monkeypatch.setattr("annotate.saving.gr.Info", toasts.append)
+    messages = [save_pair(model_studio, sample_id, np.eye(8, dtype=bool), "tester", None,
+                          "corrected", lambda pair: f"v{pair.version} saved.")
+                for sample_id in (1, 2, 3)]
+    assert messages[:2] == ["v1 saved.", "v1 saved."]
+    assert messages[2].startswith("v1 saved. 3 new corrected pairs since v1 reached")
+    assert toasts == [messages[2].removeprefix("v1 saved. ")]
 
 
 def test_the_queue_note_counts_samples_still_waiting_for_a_batch_job(

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
+from semgan.config import DataConfig
 from semgan.data import PairedDataset
 from semgan.train.callbacks import Callback
 from semgan.train.loop import fit
@@ -40,7 +41,7 @@ def _worker(rank: int, port: int, data_dir: str, out_dir: str, record_dir: str) 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2")
     torch.set_num_threads(1)
-    dataset = PairedDataset(data_dir, crop_size=64, augment=True, nm_per_px=4.0)
+    dataset = PairedDataset(data_dir, DataConfig(crop_size=64), augment=True)
     fit(tiny_config(3), dataset, out_dir, [RecordWeights(Path(record_dir))], handle_signals=False)
 
 

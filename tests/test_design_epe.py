@@ -11,7 +11,7 @@ from scipy import ndimage
 from semgan.design.clip import DesignLayout, DesignSource, registered_mask
 from semgan.design.epe import cd_along_cut, edge_placement
 from semgan.design.errors import DesignError
-from semgan.design.register import Registration
+from semgan.design.placement import Registration
 
 NM = 4.0
 SHAPE = (64, 64)

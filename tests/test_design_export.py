@@ -12,7 +12,7 @@ from semgan.design.contours import write_contours
 from semgan.design.epe import edge_placement
 from semgan.design.errors import MarkerError
 from semgan.design.lyrdb import CATEGORIES, Marker, epe_markers, region_markers, write_lyrdb
-from semgan.design.register import Registration
+from semgan.design.placement import Registration
 from semgan.layouts import rasterize, read_gds
 
 NM = 4.0

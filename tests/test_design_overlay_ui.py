@@ -34,14 +34,15 @@ def test_attach_registers_from_the_sample_name_and_shows_epe(site):
     studio, sample_id, case, gds = site
     message = ov.attach(studio, sample_id, str(gds), "TOP", "34/0", "", 200.0)
     assert "from the sample's name" in message
-    note, over_sem, over_pred, epe_map, summary, rows = ov.show(studio, sample_id, message)
+    shown = ov.show(studio, sample_id, message)
+    note, summary, rows = shown.note, shown.summary, shown.rows
     registration = studio.store.sample_design(sample_id).registration
     # The name carries the centre rounded to 1 nm: the offset found is from that centre.
     named = (round(case.believed_center_nm[0]), round(case.believed_center_nm[1]))
     true = case.true_center_nm
     assert abs(registration["dx_nm"] - (true[0] - named[0])) <= 6.0
     assert abs(registration["dy_nm"] - (true[1] - named[1])) <= 6.0
-    assert "Offset" in note and all((over_sem, over_pred, epe_map))
+    assert "Offset" in note and all((shown.over_sem, shown.over_pred, shown.epe_map))
     assert "mean |EPE|" in summary
     assert len(rows) == ov.WORST_SHOWN and rows[0][0] == 1
 
@@ -81,4 +82,4 @@ def test_start_mask_is_the_registered_design_and_cd_rows_come_back(site):
 
 def test_no_design_says_so(site):
     studio, sample_id, _, _ = site
-    assert ov.show(studio, sample_id)[0].startswith("No design attached")
+    assert ov.show(studio, sample_id).note.startswith("No design attached")

@@ -11,7 +11,8 @@ import pytest
 
 from semgan.design.clip import rasterize_clip
 from semgan.design.errors import RegistrationError
-from semgan.design.register import Registration, RegistrationConfig, register
+from semgan.design.placement import Registration
+from semgan.design.register import RegistrationConfig, register
 from semgan.design.simulated import (
     case_family,
     make_case,

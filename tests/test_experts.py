@@ -89,7 +89,7 @@ def test_an_expert_path_outside_the_model_folder_is_refused(tmp_path: Path) -> N
 def test_export_carries_experts_in_the_export_dtype(tmp_path: Path) -> None:
     _with_expert(tmp_path / "full")
     export_inference(tmp_path / "full", tmp_path / "export")
-    assert load_checkpoint(tmp_path / "export").card["export"]["dtype"] == "float16"
+    assert load_checkpoint(tmp_path / "export").card.export["dtype"] == "float16"
     from semgan.checkpoint import read_safetensors
 
     tensors, _ = read_safetensors(tmp_path / "export" / expert_file(0))

@@ -177,7 +177,7 @@ def test_a_path_without_weights_is_a_named_error(tmp_path: Path) -> None:
 
 
 def test_manhattan_prediction_redraws_the_mask_from_its_outline() -> None:
-    from semgan.polygons import manhattan_mask
+    from semgan.manhattan import manhattan_mask
 
     image = rectangles(128, 128)
     models = lively_model(image)

@@ -1,4 +1,5 @@
-"""loop.predictions: predictions stored with confidence, uploads ingested with nm/px and drift."""
+"""loop.predictions and loop.compare: predictions stored with confidence, uploads ingested with
+nm/px and drift, versions compared on held-out samples."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ import torch
 from PIL import Image
 
 from loop.bootstrap import install_model, reference_from_synthetic
+from loop.compare import evaluate_version, heldout_sets, most_disagreeing
 from loop.predictions import (
     IngestError,
     MissingPixelSizeError,
     NoProductionModelError,
     PredictorCache,
-    evaluate_version,
-    heldout_sets,
     ingest_image,
-    most_disagreeing,
     predict_sample,
     predict_sem,
     prediction_for,

@@ -6,20 +6,15 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from semgan.metrics import (
-    MetricError,
+from semgan.edge_metrics import (
     _segment_distance,
-    aggregate,
     cd_error,
     distance_to_edges,
     edge_placement_error,
     edgels,
-    evaluate_pair,
-    iou,
-    l1,
-    psnr,
-    ssim,
 )
+from semgan.metric_inputs import MetricError
+from semgan.metrics import aggregate, evaluate_pair, iou, l1, psnr, ssim
 
 NM = 4.0  # nm per pixel in these tests
 

@@ -12,6 +12,7 @@ import torch
 from annotate.export_tab import export_png_zip
 from loop.__main__ import main as loop_main
 from semgan.__main__ import main as semgan_main
+from semgan.config import DataConfig
 from semgan.data import DatasetError, PairedDataset, read_manifest
 from semgan.evaluate import evaluate_folder
 from semgan.imageio import load_image, to_uint8
@@ -64,7 +65,7 @@ def test_the_export_tab_writes_the_same_format(tmp_path: Path) -> None:
 
 
 def test_a_dataset_of_the_export_yields_crops_of_every_pair(exported) -> None:
-    dataset = PairedDataset(exported[0], crop_size=32, augment=True, nm_per_px=NM)
+    dataset = PairedDataset(exported[0], DataConfig(nm_per_px=NM, crop_size=32), augment=True)
     shapes = [tuple(dataset[i]["sem_image"].shape) for i in range(len(dataset))]
     assert shapes == [(1, 32, 32)] * 3
 

@@ -1,13 +1,14 @@
-"""Mask → polygons → GDS round trips, and the clean-up of hand-drawn masks."""
+"""Mask → polygons → GDS round trips (semgan.polygons), and the Manhattan clean-up and
+vectorisation of masks and probabilities (semgan.manhattan)."""
 
 import gdstk
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from semgan.manhattan import clean_manhattan
 from semgan.polygons import (
     PolygonError,
-    clean_manhattan,
     mask_to_polygons,
     write_gds,
     write_gds_cells,
@@ -203,7 +204,7 @@ def ramp_rectangle(left: float, right: float, top: float, bottom: float, shape=(
 
 
 def test_vectorize_places_edges_at_the_sub_pixel_crossing() -> None:
-    from semgan.polygons import manhattan_vectorize
+    from semgan.manhattan import manhattan_vectorize
 
     [(positions, vertical)] = manhattan_vectorize(ramp_rectangle(10.3, 40.6, 8.2, 30.75), 4.0, 100.0)
     edges = sorted(zip(vertical.tolist(), positions.tolist(), strict=True))
@@ -212,7 +213,7 @@ def test_vectorize_places_edges_at_the_sub_pixel_crossing() -> None:
 
 
 def test_vectorize_straightens_a_wobbly_edge_to_its_median() -> None:
-    from semgan.polygons import manhattan_vectorize, vector_raster
+    from semgan.manhattan import manhattan_vectorize, vector_raster
 
     probability = ramp_rectangle(10.0, 40.0, 8.0, 32.0)
     probability[12, 38:41] = [1.0, 1.0, 1.0]  # one row bulges a pixel out of the right edge
@@ -224,7 +225,7 @@ def test_vectorize_straightens_a_wobbly_edge_to_its_median() -> None:
 
 
 def test_vectorize_snaps_to_a_design_grid_and_gives_nm_polygons() -> None:
-    from semgan.polygons import manhattan_vectorize, vector_polygons
+    from semgan.manhattan import manhattan_vectorize, vector_polygons
 
     rings = manhattan_vectorize(ramp_rectangle(10.3, 40.6, 8.2, 30.75), 4.0, 100.0, grid_nm=10.0)
     [polygon] = vector_polygons(rings, 48, 4.0)
@@ -236,7 +237,7 @@ def test_vectorize_snaps_to_a_design_grid_and_gives_nm_polygons() -> None:
 
 
 def test_vectorize_drops_specks_and_keeps_an_empty_map_empty() -> None:
-    from semgan.polygons import manhattan_vectorize
+    from semgan.manhattan import manhattan_vectorize
 
     speck = np.zeros((32, 32))
     speck[5:7, 5:7] = 1.0

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from semgan.__main__ import main
-from semgan.config import PRESETS, ConfigError, ExperimentConfig
+from semgan.config import PRESETS, ConfigError, DataConfig, ExperimentConfig
 from semgan.data import DatasetError, PairedDataset, add_row_drift
 from tests.support import finetune_once, record_dataset_argument, write_synth_folder
 
@@ -48,8 +48,8 @@ def test_zero_amplitude_leaves_the_image_unchanged_and_output_stays_in_range() -
 def test_dataset_without_drift_keeps_its_crops_and_drift_changes_only_the_sem(tmp_path: Path) -> None:
     folder = write_synth_folder(tmp_path, count=8)
     plain = PairedDataset(folder, crop_size=32, augment=True, seed=5)
-    off = PairedDataset(folder, crop_size=32, augment=True, seed=5, row_drift=0.0)
-    on = PairedDataset(folder, crop_size=32, augment=True, seed=5, row_drift=0.3)
+    off = PairedDataset(folder, DataConfig(crop_size=32, row_drift_augment=0.0), augment=True, seed=5)
+    on = PairedDataset(folder, DataConfig(crop_size=32, row_drift_augment=0.3), augment=True, seed=5)
     changed = 0
     for index in range(8):
         base, same, drifted = plain[index], off[index], on[index]
@@ -62,13 +62,13 @@ def test_dataset_without_drift_keeps_its_crops_and_drift_changes_only_the_sem(tm
 def test_evaluation_crops_never_drift(tmp_path: Path) -> None:
     folder = write_synth_folder(tmp_path)
     plain = PairedDataset(folder, crop_size=32)
-    drifting = PairedDataset(folder, crop_size=32, row_drift=0.3)
+    drifting = PairedDataset(folder, DataConfig(crop_size=32, row_drift_augment=0.3))
     assert all(torch.equal(plain[i]["sem_image"], drifting[i]["sem_image"]) for i in range(6))
 
 
 def test_dataset_rejects_an_impossible_amplitude(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="row_drift"):
-        PairedDataset(write_synth_folder(tmp_path), crop_size=32, row_drift=0.8)
+        PairedDataset(write_synth_folder(tmp_path), DataConfig(crop_size=32, row_drift_augment=0.8))
 
 
 def test_config_rejects_an_impossible_amplitude_and_old_configs_load_with_it_off() -> None:

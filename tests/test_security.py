@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from annotate.app import build_ui, launch_kwargs
+from annotate.blocks import build_ui, launch_kwargs
 from annotate.security import (
     WebPolicy,
     check_share,

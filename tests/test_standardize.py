@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from semgan.config import PRESETS, ConfigError, ExperimentConfig
+from semgan.config import PRESETS, ConfigError, DataConfig, ExperimentConfig
 from semgan.data import PairedDataset, standardize_sem
 from semgan.infer import Predictor
 from tests.support import (
@@ -77,7 +77,8 @@ def test_impossible_reference_values_are_named(field: str, value: float) -> None
 def test_dataset_standardises_the_whole_image_before_cropping(tmp_path: Path) -> None:
     folder = write_synth_folder(tmp_path)
     plain = PairedDataset(folder, crop_size=32)
-    standardised = PairedDataset(folder, crop_size=32, standardize=(0.4, 0.15))
+    standardised = PairedDataset(folder, DataConfig(crop_size=32, standardize=True, standardize_mean=0.4,
+                                                   standardize_std=0.15))
     full, _ = plain.load_pair(2)
     expected = standardize_sem(full, 0.4, 0.15)[16:48, 16:48] * 2 - 1  # the centre crop
     assert torch.allclose(standardised[2]["sem_image"][0], torch.from_numpy(expected), atol=1e-6)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from semgan.checkpoint import has_checkpoint, load_checkpoint
-from semgan.config import PRESETS, ConfigError, ExperimentConfig
+from semgan.config import PRESETS, ConfigError, DataConfig, ExperimentConfig
 from semgan.data import (
     ConcatPairedDataset,
     DatasetError,
@@ -94,7 +94,7 @@ def test_dataset_augmentation_is_reproducible_per_epoch(tmp_path: Path) -> None:
 def test_dataset_refuses_other_pixel_size(tmp_path: Path) -> None:
     folder = write_synth_folder(tmp_path, nm_per_px=2.0)
     with pytest.raises(DatasetError, match=r"2\.0 nm/px"):
-        PairedDataset(folder, nm_per_px=4.0)
+        PairedDataset(folder, DataConfig(nm_per_px=4.0))
 
 
 def test_dataset_refuses_mixed_sizes(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ class StopAt(Callback):
 
 
 def _dataset(folder: Path) -> PairedDataset:
-    return PairedDataset(folder, crop_size=64, augment=True, nm_per_px=4.0)
+    return PairedDataset(folder, DataConfig(crop_size=64), augment=True)
 
 
 def test_fit_writes_checkpoint_log_and_samples(tmp_path: Path) -> None:
@@ -248,8 +248,6 @@ def test_resume_with_another_model_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_data_config_becomes_dataset_options_in_one_place(tmp_path: Path) -> None:
-    from semgan.config import DataConfig
-
     folder = write_synth_folder(tmp_path, count=12)
     data = DataConfig(crop_size=32, flip_vertical=False, holdout_fraction=0.25, standardize=True,
                       row_drift_augment=0.2)

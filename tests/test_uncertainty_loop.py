@@ -11,8 +11,8 @@ import torch
 from annotate import format as fmt
 from annotate import render
 from loop.bootstrap import add_demo_samples, install_model
+from loop.prediction_uncertainty import uncertainty_map
 from loop.predictions import PredictorCache, predict_sample
-from loop.uncertainty import uncertainty_map
 from semgan.infer import DEFAULT_MODEL_DIR
 from semgan.semsim import PROFILES
 from semgan.synth import make_pair

@@ -14,7 +14,7 @@ import pytest
 
 import loop.jobrun
 from loop.finetune import request_finetune
-from loop.finetune.register import resume_dir
+from loop.finetune.candidate import resume_dir
 from loop.jobs import FinetuneResult
 from loop.worker import run_worker, spawn_worker, worker_pid
 from store import Store

@@ -7,11 +7,11 @@ the per-tool gate (loop.toolgate) judges each tool. ``shared`` (seed §9): the w
 fine-tuned from production at LR ÷ 10 on corrected + anchor pairs and blended back, judged by
 loop.gate. Progress and the heartbeat go to the job row through a ``Reporter``.
 
-    config.py    FinetuneConfig (both recipes and the CPU budget), request_finetune
+    recipe.py    FinetuneConfig (both recipes and the CPU budget), request_finetune
     tools.py     the per-tool strategy: group pairs by tool, train experts, compose the candidate
     expert.py    the supervised expert trainer (also trains the benches' from-scratch peer)
     run.py       run_finetune: the shared strategy (fit + blend), and the dispatch
-    register.py  registering the candidate as vN; the folder an interrupted run resumes from
+    candidate.py registering the candidate as vN; the folder an interrupted run resumes from
     progress.py  Reporter, LossMonitor (D-loss spikes, G-loss collapse), JobProgress callback
 """
 

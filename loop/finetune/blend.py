@@ -1,12 +1,7 @@
 """How a candidate's weights are composed: tool experts, and the shared generator blended back.
 
-A fine-tune on a few dozen pairs of a new tool moves every weight; the old tools pay for it
-(measured on the review-loop probe: IoU on original-tool images −0.010 after 600 steps). Taking the
-candidate back part of the way towards production, ``base + w × (tuned − base)``, keeps most of
-the gain on the new tool and almost none of the loss on the old ones, because the loss on old data
-grows faster than linearly along that line while the gain on new data is nearly linear
-(Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022). Figures in
-``FinetuneConfig``'s docstring.
+Blending, ``base + w × (tuned − base)``, keeps most of a fine-tune's gain on the new tool and little
+of its cost on the old ones (Wortsman et al., CVPR 2022; figures: docs/RESULTS.md).
 """
 
 from __future__ import annotations

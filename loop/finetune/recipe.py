@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from loop.config_fields import setting
 from loop.gate import GateConfig
 from loop.jobs import FINETUNE, FinetuneRequest
 from store import Job, Store
@@ -57,54 +58,40 @@ class JobInterrupted(JobCancelled):
 class FinetuneConfig:
     """Everything a fine-tune does, shown in the UI before launch (``to_dict``).
 
-    CPU budget (2 cores, 50 new pairs, default preset, ≤ 15 min for the whole job). One step of
-    the full bidirectional GAN at crop 128, batch 4 costs ≈ 0.7 s on a quiet machine and ≈ 1.3 s
-    next to another training run (1 thread). 50 pairs → 40 train-split tiles; three quarters of
-    every epoch are new pairs (``new_fraction``), so an epoch is ≈ 53 crops ≈ 13 steps and 30
-    epochs ≈ 400 steps ≈ 5–9 min, inside ``time_budget_s`` (600 s, then training stops with a
-    warning); preparation, registration and the gate add ≈ 1 min.
-    ``max_steps`` caps large correction sets; ``cpu_threads`` = 0 picks 1 thread when the cores
-    are already busy (2 threads fighting other processes ran 4× slower than 1).
-    Trade-offs weighed: crop 128 as in the base training (smaller crops starve the 8×8 attention
-    bottleneck of context); both generators and both critics keep training — freezing the
-    reverse generator and its critic would save ≈ 25 % per step, but ``fit`` must keep the
-    model's loss (cycle ×10). All corrected train-split pairs are used, not only those newer
-    than production: they are few and each is an engineer's work.
-    Old tools against a new one (review-loop probe: 40 calibrated drifted-tool pairs, 20 + 20
-    held-out images, drifted / original IoU, production 0.677 / 0.957 after calibration): the
-    shared generator fine-tuned with half anchor data, LR ÷ 10, 600 steps reaches 0.782 / 0.947;
-    with 80 % new data 0.824 / 0.897 (500 steps; LR × 0.3: 0.838 / 0.902). Blending it back
-    (``blend``, ``production + w × (tuned − production)``) trades along a curve that favours
-    old data: w = 0.5 gives 0.735 / 0.957, w = 0.7 0.756 / 0.954. No single generator reached
-    ≥ 0.78 on the new tool at ≤ 0.005 cost on the old ones, hence ``tool_experts``: a
-    calibrated (foreign) tool gets the fine-tuned generator as its own, chosen per image by
-    histogram like its grey-level map, and the shared generator stays production's unless
-    pairs of the training tools were corrected too (then it is blended with ``blend``). With
-    experts the anchor share only regularises the expert, so ``new_fraction`` is 0.75.
-    Frozen BatchNorm statistics during fine-tuning were measured and did not help
-    (400 steps: 0.786 / 0.945 against 0.783 / 0.946).
+    The defaults fit a whole job in about 15 min on 2 CPU cores; how they were chosen (step costs,
+    blend and expert trade-offs): docs/RESULTS.md, "How the fine-tune defaults were chosen".
     """
 
-    strategy: str = "tools"  # "tools": an adaptation per corrected tool; "shared": fit + blend
-    expert_lr: float = 2e-4  # Adam LR of a tool expert (loop.finetune.expert)
-    expert_crop: int = 256
-    expert_max_steps: int = 400
-    min_tool_pairs: int = 2  # corrected train pairs a tool needs before it gets an expert
-    epochs: int = 30  # passes over the corrected pairs
-    new_fraction: float = 0.75  # share of each epoch that is corrected pairs (rest: anchor)
-    lr_scale: float = 0.1  # seed §9: LR ÷ 10
-    blend: float = 0.5  # shared generator = production + blend × (fine-tuned − production)
-    tool_experts: bool = True  # a calibrated (foreign) tool gets the fine-tuned generator as its own
-    crop_size: int = 128
-    batch_size: int = 4
-    max_steps: int = 800
-    time_budget_s: float = 600.0  # training stops here (the gate still runs)
-    tile_size: int = 0  # 0 = the production model's image size (card), else 256
-    anchor_train: int = 200
-    anchor_test: int = 60
-    cpu_threads: int = 0  # 0 = automatic from the load average
-    device: str = "auto"
-    seed: int = 0
+    strategy: str = setting(
+        "tools",
+        "tools: an adaptation per corrected tool (others bit-identical); shared: "
+        "fine-tune the shared generator and blend it back")
+    expert_lr: float = setting(2e-4, "learning rate of a tool's own generator")
+    expert_crop: int = setting(256, "its training crop (px)")
+    expert_max_steps: int = setting(400, "cap on its steps (it stops early on its held-out pairs)")
+    min_tool_pairs: int = setting(
+        2, "corrected train pairs a tool needs before it gets an adaptation")
+    epochs: int = setting(30, "passes over the corrected pairs")
+    new_fraction: float = setting(
+        0.75,
+        "share of each epoch that is corrected pairs (the rest: old anchor pairs, against "
+        "forgetting)")
+    lr_scale: float = setting(0.1, "learning rate × this (seed: ÷ 10)")
+    blend: float = setting(0.5, "shared generator = production + this × (fine-tuned − production)")
+    tool_experts: bool = setting(
+        True, "a calibrated (foreign) tool gets the fine-tuned generator as its own")
+    crop_size: int = setting(128, "training crop (px)")
+    batch_size: int = setting(4, "crops per step")
+    max_steps: int = setting(800, "cap on steps for large correction sets")
+    time_budget_s: float = setting(
+        600.0, "training stops after this many seconds (the gate still runs)")
+    tile_size: int = setting(
+        0, "tile size of the pairs (px; 0 = the production model's image size)")
+    anchor_train: int = setting(200, "old training pairs mixed in")
+    anchor_test: int = setting(60, "old pairs the gate tests on")
+    cpu_threads: int = setting(0, "torch threads on a CPU (0 = from the load average)")
+    device: str = setting("auto", "auto = CUDA with mixed precision when present")
+    seed: int = setting(0, "randomness of crops")
     gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:

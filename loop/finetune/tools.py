@@ -24,15 +24,15 @@ import torch
 
 from loop.anchor import AnchorSets
 from loop.finetune.calibrate import MIN_LEVEL_SHIFT
-from loop.finetune.expert import ExpertRecipe, train_expert
-from loop.finetune.progress import Reporter
-from loop.finetune.recipe import FinetuneConfig, FinetuneError, JobCancelled, JobInterrupted
-from loop.finetune.register import (
+from loop.finetune.candidate import (
     FinetuneOutcome,
     drift_reference,
     keep_for_resume,
     register_candidate,
 )
+from loop.finetune.expert import ExpertRecipe, train_expert
+from loop.finetune.progress import Reporter
+from loop.finetune.recipe import FinetuneConfig, FinetuneError, JobCancelled, JobInterrupted
 from loop.jobs import FinetunePlan, FinetuneRequest, ToolTraining, TrainingSummary
 from loop.pair_folders import ExportedPairs, export_split
 from semgan.calibration import (
@@ -157,15 +157,7 @@ def train_tool_experts(production_dir: Path, anchor_train: Path, groups: dict[st
     calibration = load_calibration(candidate_dir) or reference
     calibration = replace(calibration, reference_examples=reference.reference_examples)
     current = load_experts(production_dir, load_calibration(production_dir), model_config)
-    todo = [g for g in groups.values() if g.tool not in done]
-    skipped = [g for g in todo if len(g.train) < config.min_tool_pairs]
-    for group in skipped:
-        reporter.log(f"{group.tool}: {len(group.train)} corrected train pair(s), fewer than "
-                     f"{config.min_tool_pairs}: no adaptation yet, production's generator stays")
-    todo = [g for g in todo if len(g.train) >= config.min_tool_pairs]
-    if not todo and not done:
-        raise FinetuneError("no tool has enough corrected train pairs "
-                            f"(need {config.min_tool_pairs} of one tool)")
+    todo = _tools_to_train(groups, done, config, reporter)
     summaries = dict(done)
     started = time.perf_counter()
     total_steps = config.expert_max_steps * len(todo)
@@ -201,17 +193,7 @@ def train_tool_experts(production_dir: Path, anchor_train: Path, groups: dict[st
                                      {"tools": summaries})
             raise JobCancelled(f"cancelled while training {group.tool}'s expert")
         generator.load_state_dict(result.state)
-        existing = calibration.get(group.tool)
-        index = len(calibration.tools) if existing is None else calibration.tools.index(existing)
-        if existing is not None and existing.expert:
-            name = existing.expert
-        else:
-            name = next(expert_file(i) for i in range(index, index + 1000)
-                        if not (candidate_dir / expert_file(i)).exists())
-        save_expert(generator, candidate_dir / name)
-        calibration = calibration.with_tool(
-            replace(entry, expert=name, examples=examples_of([s for s, _ in group.train])))
-        save_calibration(calibration, candidate_dir)
+        calibration, name = _store_expert(generator, group, entry, calibration, candidate_dir)
         summaries[group.tool] = {
             "train_pairs": len(group.train), "holdout_pairs": len(group.holdout), "expert": name,
             "grey_levels": how, "gain": round(entry.gain, 4), "offset": round(entry.offset, 4),
@@ -228,6 +210,38 @@ def train_tool_experts(production_dir: Path, anchor_train: Path, groups: dict[st
                                   {"tools": summaries}) if reporter.interrupted else
                    JobCancelled(f"cancelled after {group.tool}'s expert"))
     return summaries
+
+
+def _tools_to_train(groups: dict[str, ToolPairs], done: dict[str, dict], config: FinetuneConfig,
+                    reporter: Reporter) -> list[ToolPairs]:
+    """The tools not yet done with enough corrected train pairs (the others are logged)."""
+    todo = [g for g in groups.values() if g.tool not in done]
+    skipped = [g for g in todo if len(g.train) < config.min_tool_pairs]
+    for group in skipped:
+        reporter.log(f"{group.tool}: {len(group.train)} corrected train pair(s), fewer than "
+                     f"{config.min_tool_pairs}: no adaptation yet, production's generator stays")
+    todo = [g for g in todo if len(g.train) >= config.min_tool_pairs]
+    if not todo and not done:
+        raise FinetuneError("no tool has enough corrected train pairs "
+                            f"(need {config.min_tool_pairs} of one tool)")
+    return todo
+
+
+def _store_expert(generator: torch.nn.Module, group: ToolPairs, entry: ToolCalibration,
+                  calibration: CalibrationSet, candidate_dir: Path) -> tuple[CalibrationSet, str]:
+    """Save the tool's expert (under its previous file name, else a free one) and its calibration."""
+    existing = calibration.get(group.tool)
+    index = len(calibration.tools) if existing is None else calibration.tools.index(existing)
+    if existing is not None and existing.expert:
+        name = existing.expert
+    else:
+        name = next(expert_file(i) for i in range(index, index + 1000)
+                    if not (candidate_dir / expert_file(i)).exists())
+    save_expert(generator, candidate_dir / name)
+    calibration = calibration.with_tool(
+        replace(entry, expert=name, examples=examples_of([s for s, _ in group.train])))
+    save_calibration(calibration, candidate_dir)
+    return calibration, name
 
 
 def run_tool_finetune(store: Store, request: FinetuneRequest, config: FinetuneConfig,

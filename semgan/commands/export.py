@@ -11,7 +11,10 @@ import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semgan.model_card import ModelCard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,25 +37,26 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from semgan.checkpoint import CARD, _write_json, export_inference
+    from semgan.checkpoint import export_inference
     from semgan.data import read_manifest
     from semgan.drift import build_reference
     from semgan.errors import SemganError
     from semgan.imageio import load_image
+    from semgan.model_card import ModelCard
 
     for path in args.evaluation:
         if not path.is_file():
             raise SemganError(f"--evaluation {path}: no such file; write it with `semgan evaluate --json`")
     out = export_inference(args.model, args.out, dtype=getattr(torch, args.dtype), critics=args.critics)
-    card = json.loads((out / CARD).read_text())
+    card = ModelCard.read(out)
     if args.reference_data is not None:
         manifest = read_manifest(args.reference_data)
         items = manifest["items"]
         chosen = np.linspace(0, len(items) - 1, min(args.reference_count, len(items))).round().astype(int)
         images = (load_image(args.reference_data / items[i]["sem"]).pixels for i in chosen)
         reference = build_reference(images, float(manifest["nm_per_px"]))
-        card["drift_reference"] = reference.to_dict()
-        card["drift_reference_source"] = {"data": str(args.reference_data), "images": len(chosen)}
+        card.drift_reference = reference.to_dict()
+        card.drift_reference_source = {"data": str(args.reference_data), "images": len(chosen)}
     evaluations = []
     for path in args.evaluation:
         result = json.loads(path.read_text())
@@ -64,40 +68,39 @@ def run(args: argparse.Namespace) -> int:
             "comparisons": result.get("comparisons", []),
         })
     if evaluations:
-        card["evaluations"] = evaluations
+        card.evaluations = evaluations
         # The exported model's own held-out figures (evaluate labels a model by its folder name).
         own = evaluations[0]["methods"].get(Path(args.model).name)
         if own is not None:
-            card["metrics"] = {"heldout": own["overall"], "heldout_data": evaluations[0]["data"]}
-    if card.get("fine_tuned_from"):
-        card["lineage"] = lineage(card)
-    card["export"]["command"] = "python -m semgan export " + " ".join(
+            card.metrics = {"heldout": own["overall"], "heldout_data": evaluations[0]["data"]}
+    if card.fine_tuned_from:
+        card.lineage = lineage(card)
+    card.export["command"] = "python -m semgan export " + " ".join(
         shlex.quote(part) for part in _canonical(args))
-    _write_json(out / CARD, card)
+    card.write(out)
     size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"exported {args.model} → {out} ({size_mb:.1f} MB)")
     return 0
 
 
-def lineage(card: dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
+def lineage(card: ModelCard | dict[str, Any], limit: int = 20) -> list[dict[str, Any]]:
     """The runs a fine-tuned model grew from, nearest first: folder, command, steps, wall time.
 
     Read from each ancestor's ``card.json`` (``fine_tuned_from``), so the shipped card holds every
     command that produced its weights. An ancestor folder that is gone is listed as missing.
     """
-    from semgan.checkpoint import CARD
+    from semgan.model_card import CARD, ModelCard
 
     chain: list[dict[str, Any]] = []
-    source = card.get("fine_tuned_from")
+    source = ModelCard.of(card).fine_tuned_from
     while source and len(chain) < limit:
-        path = Path(source) / CARD
-        if not path.is_file():
+        if not (Path(source) / CARD).is_file():
             chain.append({"model": source, "missing": True})
             break
-        parent = json.loads(path.read_text())
-        chain.append({"model": source, **{key: parent.get(key) for key in
-                                          ("command", "steps", "wall_seconds", "device", "lr_scale")}})
-        source = parent.get("fine_tuned_from")
+        parent = ModelCard.read(source)
+        chain.append({"model": source, "command": parent.command, "steps": parent.steps,
+                      "wall_seconds": parent.wall_seconds, "device": parent.device, "lr_scale": parent.lr_scale})
+        source = parent.fine_tuned_from
     return chain
 
 

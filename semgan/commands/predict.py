@@ -10,8 +10,6 @@ from semgan.config import PRECISIONS
 from semgan.errors import SemganError
 from semgan.registry import resolve_model_spec, workspace_from_env
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the predict options."""
@@ -59,6 +57,8 @@ def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
 
 def input_files(path: Path) -> list[Path]:
     """The image files named by ``--input``."""
+    from semgan.imageio import IMAGE_SUFFIXES  # numpy, OpenCV, Pillow: only once a command runs
+
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:

@@ -14,7 +14,7 @@ import gdstk
 import numpy as np
 
 from semgan.design.errors import MarkerError
-from semgan.design.register import Registration, pixels_to_design
+from semgan.design.placement import Registration, pixels_to_design
 from semgan.polygons import mask_to_polygons
 
 # Datatypes of what semgan writes beside the design layer's own number.

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from semgan.design.clip import DesignLayout
 from semgan.design.errors import DesignError
-from semgan.design.register import Registration, design_to_pixels, pixels_to_design
+from semgan.design.placement import Registration, design_to_pixels, pixels_to_design
 
 DEFAULT_STEP_NM = 4.0  # within the 2–5 nm metrologists sample EPE at
 DEFAULT_REACH_NM = 40.0

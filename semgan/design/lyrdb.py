@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from semgan.design.epe import EpeReport
 from semgan.design.errors import MarkerError
-from semgan.design.register import Registration, pixels_to_design
+from semgan.design.placement import Registration, pixels_to_design
 
 CATEGORIES: dict[str, str] = {
     "epe_worst": "Design edge segments with the largest |EPE| of the prediction (nm)",

@@ -15,7 +15,8 @@ from semgan.design.clip import DesignLayout, rasterize_clip, registered_mask
 from semgan.design.contours import write_contours
 from semgan.design.epe import DEFAULT_STEP_NM, EpeReport, edge_placement
 from semgan.design.lyrdb import Marker, epe_markers, region_markers, write_lyrdb
-from semgan.design.register import Registration, RegistrationConfig, register
+from semgan.design.placement import Registration
+from semgan.design.register import RegistrationConfig, register
 
 LOW_CONFIDENCE = 0.3  # |2p − 1| below this is a low-confidence pixel
 

@@ -1,6 +1,5 @@
 """Layout sources: procedural Manhattan clips, GDSII/OASIS/GLP import, exact rasterisation and tiles."""
 
-from semgan.layouts.clip import DesignRules, LayoutClip, Polygon
 from semgan.layouts.errors import (
     CellNotFoundError,
     EmptyWindowError,
@@ -23,6 +22,7 @@ from semgan.layouts.io import (
 )
 from semgan.layouts.procedural import PATTERN_WEIGHTS, PATTERNS, generate_clip, random_clip
 from semgan.layouts.raster import rasterize, rasterize_rects, tile_layout
+from semgan.layouts.shapes import DesignRules, LayoutClip, Polygon
 
 __all__ = [
     "FAMILIES",

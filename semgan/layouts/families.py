@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from semgan.layouts.clip import LayoutClip
 from semgan.layouts.errors import LayoutError
 from semgan.layouts.io import format_layer
 from semgan.layouts.procedural import REGION_PATTERNS, generate_clip
+from semgan.layouts.shapes import LayoutClip
 
 
 class UnknownFamilyError(LayoutError):

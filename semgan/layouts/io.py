@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from semgan.layouts.clip import LayoutClip, Polygon
 from semgan.layouts.errors import (
     CellNotFoundError,
     EmptyWindowError,
@@ -21,6 +20,7 @@ from semgan.layouts.errors import (
     LayoutFileError,
 )
 from semgan.layouts.raster import tile_layout
+from semgan.layouts.shapes import LayoutClip, Polygon
 
 GLP_SUFFIXES = (".glp",)
 GDS_SUFFIXES = (".gds", ".gds2", ".gdsii")

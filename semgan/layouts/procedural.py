@@ -19,10 +19,10 @@ from functools import partial
 import numpy as np
 
 from semgan.layouts import arrays, cellmetal, patterns
-from semgan.layouts.clip import DesignRules, LayoutClip
 from semgan.layouts.errors import LayoutError, UnknownPatternError
 from semgan.layouts.patterns import PixelRules
 from semgan.layouts.raster import rasterize_rects
+from semgan.layouts.shapes import DesignRules, LayoutClip
 
 MIN_CD_NM, MAX_CD_NM = 40.0, 200.0
 MIN_PITCH_NM, MAX_PITCH_NM = 80.0, 400.0

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from semgan.layouts.clip import LayoutClip, Polygon
 from semgan.layouts.errors import EmptyWindowError, LayoutError, NonManhattanError
+from semgan.layouts.shapes import LayoutClip, Polygon
 
 # Coordinates closer than this (nm) count as equal when checking that edges are axis-aligned.
 MANHATTAN_TOLERANCE_NM = 1e-6

@@ -12,6 +12,7 @@ import pytest
 from annotate.polygon import apply_polygon
 from annotate.wand import apply_wand
 from tests.e2e.helpers import (
+    editor_to_screen,
     image_to_screen,
     screenshot,
     shown_sample,
@@ -158,25 +159,34 @@ def test_magic_wand_remove_undo_key_and_add_save_the_sem_area(page, app) -> None
     assert np.array_equal(saved, expected)
 
 
-@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
-def test_zoomed_polygon_on_a_2048_image_saves_exact_full_resolution_pixels(page, app) -> None:
+def _open_2048(page, app, name: str) -> tuple[int, np.ndarray]:
+    """Add a 2048² sample (a demo image tiled 8 × 8), open it in Correct: (id, prediction)."""
     with app.store() as store:
         demo = next(s for s in store.list_samples(limit=100) if "demo-clean" in (s.name or ""))
-        big = np.tile(store.sample_image(demo.id), (8, 8))  # 2048 × 2048 px
-        store.add_sample(big, demo.nm_per_px, "upload", tool="sim:clean", name="big-2048")
+        big = np.tile(store.sample_image(demo.id), (8, 8))
+        store.add_sample(big, demo.nm_per_px, "upload", tool="sim:clean", name=name)
     page.set_default_timeout(SLOW_MS)
     page.reload()
     page.wait_for_selector("#sem-image img")
-    wait_for_change(page, "#review-header", lambda: page.locator(
-        '#queue-table [data-testid$="-1"]', has_text="big-2048").first.click(), "big-2048",
-        timeout_ms=180_000)  # the first view predicts the 2048² image on the CPU
-    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), "big-2048",
+    # Newest first: by drift score an unpredicted sample sits below the rows the table renders.
+    page.get_by_label("date added").check()
+    row = page.locator('#queue-table [data-testid$="-1"]', has_text=name).first
+    row.wait_for()
+    wait_for_change(page, "#review-header", row.click, name,
+                    timeout_ms=180_000)  # the first view predicts the 2048² image on the CPU
+    wait_for_change(page, "#correct-header", lambda: page.click("#correct-btn"), name,
                     timeout_ms=120_000)
     wait_for_editor(page)
     sample_id = shown_sample(page, "#correct-header")
     with app.store() as store:
         predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
     assert predicted.shape == (2048, 2048)
+    return sample_id, predicted
+
+
+@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
+def test_zoomed_polygon_on_a_2048_image_saves_exact_full_resolution_pixels(page, app) -> None:
+    sample_id, predicted = _open_2048(page, app, "big-2048")
 
     def view(action, want: str) -> str:
         source = page.locator("#result-image img").first.get_attribute("src")
@@ -204,3 +214,37 @@ def test_zoomed_polygon_on_a_2048_image_saves_exact_full_resolution_pixels(page,
     screenshot(page, "correct-zoom-2048")
     saved = _save_and_read(page, app, sample_id)
     assert np.array_equal(saved, apply_polygon(predicted, vertices, add=True))
+
+
+@pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
+def test_zoomed_editor_brushes_a_2048_image_at_full_resolution(page, app) -> None:
+    sample_id, predicted = _open_2048(page, app, "brush-2048")
+    assert "50% scale" in page.locator("#correct-header").inner_text()
+    page.locator("#brush-width label", has_text=re.compile(r"(^|\s)8 nm \(")).click()  # 2 px
+    wait_for_change(page, "#view-status", lambda: page.locator(
+        "#view-zoom label", has_text="2×").click(), "editor shows this window at full resolution",
+        timeout_ms=SLOW_MS)
+    assert "x 512–1535, y 512–1535" in page.locator("#view-status").inner_text()
+    wait_for_editor(page)
+    page.wait_for_timeout(1500)  # the new layer is drawn
+    window = predicted[512:1536, 512:1536]
+    x0, y0 = _empty_corner(window, 60)
+    y, x_start, x_end = y0 + 30, x0 + 10, x0 + 50  # in the window's pixels
+    to_screen = editor_to_screen(page, window.shape)
+    page.locator('#editor button[aria-label="Brush"]').first.click()
+    page.mouse.move(*to_screen(x_start, y))
+    page.mouse.down()
+    for x in range(x_start, x_end + 1, 4):
+        page.mouse.move(*to_screen(x, y))
+    page.mouse.up()
+    saved = _save_and_read(page, app, sample_id)
+    added, removed = saved & ~predicted, predicted & ~saved
+    rows, cols = np.nonzero(added)
+    assert not removed.any() and added.any()
+    spread = f"rows {rows.min()}–{rows.max()}, cols {cols.min()}–{cols.max()}, y {512 + y}"
+    # Where it was drawn, in full-image pixels (the screen mapping is good to a few pixels at
+    # the editor's ~55 % zoom, as in the drawn-stroke test).
+    assert abs(np.median(rows) - (512 + y)) <= 5, spread
+    assert cols.min() >= 512 + x_start - 6 and cols.max() <= 512 + x_end + 6, spread
+    # 2 px wide: at the whole image's 50 % scale the narrowest stroke would be 4 px.
+    assert 1 <= added[:, 512 + (x_start + x_end) // 2].sum() <= 3, spread

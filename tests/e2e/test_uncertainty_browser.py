@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loop.uncertainty import uncertainty_map
+from loop.prediction_uncertainty import uncertainty_map
 from tests.e2e.helpers import show_in_review
 
 pytestmark = pytest.mark.browser

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from loop.finetune.progress import Reporter
 from loop.jobs import TrainingSummary
+from semgan.model_card import WEIGHTS, ModelCard
 from store import ModelVersion, Store
 
 
@@ -45,11 +46,11 @@ def register_candidate(store: Store, trained: Path, config: dict, summary: Train
     if target.exists():  # a leftover, or another registration took the number
         target = store.models_dir / f"v{version}-job{job_id or os.getpid()}"
     trained.rename(target)
-    card = json.loads((target / "card.json").read_text())
+    card = ModelCard.read(target)
     card.update(nm_per_px=nm_per_px, drift_reference=reference, fine_tune=summary.to_dict(),
                 fine_tuned_from=f"model v{production.version}", init_note=summary.init)
-    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    weights_sha = hashlib.sha256((target / "weights.safetensors").read_bytes()).hexdigest()
+    card.write(target)
+    weights_sha = hashlib.sha256((target / WEIGHTS).read_bytes()).hexdigest()
     return store.register_model(target, weights_sha, config, card, production.version, summary.to_dict(),
                                 {}, status="candidate", data_cutoff_pair_id=cutoff)
 

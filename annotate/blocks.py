@@ -119,7 +119,8 @@ def build_ui(studio: Studio, show_api: bool = False) -> gr.Blocks:
                     finetune_ui = finetune.build(studio, counters)
         _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, compare_ui,
               models_ui, (review_tab, correct_tab, compare_page, models_page))
-        finetune_tab.select(lambda: finetune.refresh(studio), None, finetune_ui.refresh_outputs)
+        finetune_tab.select(lambda: finetune.refresh(studio, finetune_ui), None,
+                            finetune_ui.refresh_outputs)
         overlay.wire_correction(studio, review_ui.design, correct_ui, tabs, queue, sample)
         expose_api(demo, show_api)
     return demo
@@ -129,24 +130,25 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
           models_ui, tab_list) -> None:
     """Events that cross tabs: start-up, tab switches, Correct from Review, the counter timer."""
     review_tab, correct_tab, compare_page, models_page = tab_list
-    queue_outputs = [review_ui.table, queue, review_ui.queue_note]
+    panel, viewer = review_ui.queue, review_ui.viewer
 
     def start(*filters):
-        rows, ids, note = review.queue_update(studio, *filters)
-        first = ids[0] if ids else None
-        return [rows, ids, note, *review.show_sample(studio, first, ids, True, 0.3, "4×", None)]
+        found = review.queue_update(studio, *filters)
+        first = found[1][0] if found[1] else None
+        return {**panel.fill(found),
+                **viewer.fill(review.show_sample(studio, first, found[1], True, 0.3, "4×", None))}
 
     def back_to_review(current, *filters):
-        rows, ids, note = review.queue_update(studio, *filters)
-        return [rows, ids, note,
-                *review.show_sample(studio, current if current is not None else
-                                    (ids[0] if ids else None), ids, True, 0.3, "4×", None)]
+        found = review.queue_update(studio, *filters)
+        ids = found[1]
+        shown = current if current is not None else (ids[0] if ids else None)
+        return {**panel.fill(found),
+                **viewer.fill(review.show_sample(studio, shown, ids, True, 0.3, "4×", None))}
 
     def to_editor(current, loaded, ids):
         if current is not None and current == loaded:
-            return [gr.skip()] * len(correct_ui.load_outputs)
-        return correct.load(studio, current, ids)
-
+            return gr.skip()  # skips every output
+        return correct_ui.fill(correct.load(studio, current, ids))
 
     def to_compare(a, b, current):
         first, second = compare_tab.default_versions(studio)
@@ -154,25 +156,24 @@ def _wire(studio, demo, tabs, sample, queue, counters, review_ui, correct_ui, co
         values = [value for _, value in choices]
         a = a if a in values else first
         b = b if b in values and b != a else second  # a new model may have been registered
-        return [gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b),
-                *compare_tab.compare_sample(studio, a, b, current)]
+        return {compare_ui.versions[0]: gr.Dropdown(choices=choices, value=a),
+                compare_ui.versions[1]: gr.Dropdown(choices=choices, value=b),
+                **compare_ui.fill(compare_tab.compare_sample(studio, a, b, current))}
 
     def to_models():
-        return (models_tab.registry_rows(studio), models_tab.audit_rows(studio),
-                gr.Dropdown(choices=studio.model_choices()))
+        return models_tab.tables_update(studio, models_ui)
 
-    demo.load(start, review_ui.filters, [*queue_outputs, *review_ui.view_outputs])
-    demo.load(to_models, None, [models_ui.registry, models_ui.audit, models_ui.version])
-    review_tab.select(back_to_review, [sample, *review_ui.filters],
-                      [*queue_outputs, *review_ui.view_outputs])
+    demo.load(start, panel.filters, [*panel.outputs, *viewer.outputs])
+    demo.load(to_models, None, models_ui.tables)
+    review_tab.select(back_to_review, [sample, *panel.filters], [*panel.outputs, *viewer.outputs])
     correct_tab.select(to_editor, [sample, correct_ui.editor_sample, queue],
                        correct_ui.load_outputs)
     # Only switch tabs: the Correct tab's select event loads the editor. Loading here as well
     # would race it, and two overlapping value updates break the editor's layer in Gradio 6.
-    review_ui.correct_btn.click(lambda: gr.Tabs(selected="correct"), None, tabs)
+    review_ui.buttons.correct.click(lambda: gr.Tabs(selected="correct"), None, tabs)
     compare_page.select(to_compare, [*compare_ui.versions, sample],
                        [*compare_ui.versions, *compare_ui.show_outputs])
-    models_page.select(to_models, None, [models_ui.registry, models_ui.audit, models_ui.version])
+    models_page.select(to_models, None, models_ui.tables)
     gr.Timer(10).tick(studio.counters, None, counters, show_progress="hidden")
 
 
