@@ -159,11 +159,13 @@ def test_magic_wand_remove_undo_key_and_add_save_the_sem_area(page, app) -> None
     assert np.array_equal(saved, expected)
 
 
-def _open_2048(page, app, name: str) -> tuple[int, np.ndarray]:
-    """Add a 2048² sample (a demo image tiled 8 × 8), open it in Correct: (id, prediction)."""
+def _open_2048(page, app, name: str, mirror: bool = False) -> tuple[int, np.ndarray]:
+    """Add a 2048² sample (a demo image tiled 8 × 8, mirrored for a second one: the store keeps
+    one sample per image), open it in Correct: (id, prediction)."""
     with app.store() as store:
         demo = next(s for s in store.list_samples(limit=100) if "demo-clean" in (s.name or ""))
         big = np.tile(store.sample_image(demo.id), (8, 8))
+        big = np.ascontiguousarray(big[:, ::-1]) if mirror else big
         store.add_sample(big, demo.nm_per_px, "upload", tool="sim:clean", name=name)
     page.set_default_timeout(SLOW_MS)
     page.reload()
@@ -218,7 +220,7 @@ def test_zoomed_polygon_on_a_2048_image_saves_exact_full_resolution_pixels(page,
 
 @pytest.mark.slow  # about a minute on 2 cores: `pytest -m slow`
 def test_zoomed_editor_brushes_a_2048_image_at_full_resolution(page, app) -> None:
-    sample_id, predicted = _open_2048(page, app, "brush-2048")
+    sample_id, predicted = _open_2048(page, app, "brush-2048", mirror=True)
     assert "50% scale" in page.locator("#correct-header").inner_text()
     page.locator("#brush-width label", has_text=re.compile(r"(^|\s)8 nm \(")).click()  # 2 px
     wait_for_change(page, "#view-status", lambda: page.locator(
@@ -237,6 +239,8 @@ def test_zoomed_editor_brushes_a_2048_image_at_full_resolution(page, app) -> Non
     for x in range(x_start, x_end + 1, 4):
         page.mouse.move(*to_screen(x, y))
     page.mouse.up()
+    page.wait_for_timeout(500)
+    screenshot(page, "correct-brush-2048")
     saved = _save_and_read(page, app, sample_id)
     added, removed = saved & ~predicted, predicted & ~saved
     rows, cols = np.nonzero(added)
