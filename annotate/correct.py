@@ -20,7 +20,7 @@ from annotate.correct_layout import brush_steps, brush_tools, layout
 from annotate.saving import save_pair
 from annotate.studio import Studio, after_removal, step_in_queue
 from semgan.errors import SemganError
-from semgan.polygons import clean_manhattan
+from semgan.manhattan import clean_manhattan
 from store import StoreError
 
 PREVIEW_PX = tools.PREVIEW_PX

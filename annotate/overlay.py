@@ -14,7 +14,7 @@ import gradio as gr
 from annotate import overlay_view as ov
 from annotate.studio import Studio
 from semgan.design.epe import cd_along_cut
-from semgan.design.register import Registration
+from semgan.design.placement import Registration
 from semgan.design.site import site_markers, write_site
 from semgan.errors import SemganError
 from store import StoreError

@@ -27,7 +27,8 @@ from semgan.design.clip import (
     parse_layer,
     search_window,
 )
-from semgan.design.register import Registration, RegistrationConfig, design_to_pixels
+from semgan.design.placement import Registration, design_to_pixels
+from semgan.design.register import RegistrationConfig
 from semgan.design.site import SiteResult, measure, register_site
 from semgan.errors import SemganError
 from store import StoreError

@@ -26,8 +26,8 @@ import numpy as np
 
 from annotate import correct_tools as tools
 from annotate.correct_clicks import apply_tool
+from semgan.manhattan import clean_manhattan
 from semgan.metrics import iou
-from semgan.polygons import clean_manhattan
 
 CLEANUP = "Clean up (Manhattan)"  # the button, with its two fields
 CLEANUP_SETTINGS = ((400.0, 2), (400.0, 4), (1600.0, 2), (1600.0, 4))  # (nm², px) tried; first = the tab's

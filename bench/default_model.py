@@ -34,7 +34,7 @@ import numpy as np
 
 from semgan.evaluate import baseline_method, evaluate_folder
 from semgan.infer import Predictor
-from semgan.polygons import manhattan_mask
+from semgan.manhattan import manhattan_mask
 
 DEV_SETS = ("test", "lo_fam", "lo_fam_rand", "lo_region", "in_fam")
 INDEP_SETS = ("indep_a", "indep_b", "indep_c")

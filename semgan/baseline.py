@@ -21,7 +21,7 @@ from scipy import ndimage
 from skimage.filters import threshold_multiotsu
 
 from semgan.errors import SemganError
-from semgan.metrics import as_unit_float
+from semgan.metric_inputs import as_unit_float
 
 
 class BaselineError(SemganError):

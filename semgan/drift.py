@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from semgan.errors import SemganError
-from semgan.metrics import MetricError, as_unit_float
+from semgan.metric_inputs import MetricError, as_unit_float
 
 FEATURES = ("mean_intensity", "contrast", "edge_density")
 EDGE_SMOOTHING_NM = 4.0

@@ -13,11 +13,9 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from semgan.edge_metrics import cd_error, edge_placement_error
-from semgan.metric_inputs import MetricError, as_unit_float, image_pair, mask_pair
+from semgan.metric_inputs import MetricError, image_pair, mask_pair
 
-# MetricError and as_unit_float live in semgan.metric_inputs; semgan.drift and semgan.baseline
-# still import them from here.
-__all__ = ["MetricError", "aggregate", "as_unit_float", "evaluate_pair", "iou", "l1", "psnr", "ssim"]
+__all__ = ["aggregate", "evaluate_pair", "iou", "l1", "psnr", "ssim"]
 
 
 def l1(pred: np.ndarray, target: np.ndarray) -> float:

@@ -16,13 +16,9 @@ import gdstk
 import numpy as np
 from scipy import ndimage
 
-from semgan.manhattan import clean_manhattan, manhattan_mask
 from semgan.rings import PolygonError, check_mask, check_pixel_size, signed_area, trace_rings
 
-# The Manhattan clean-up lives in semgan.manhattan; annotate.correct, bench.correction_plan and
-# bench.default_model still import clean_manhattan / manhattan_mask from here.
-__all__ = ["PolygonError", "clean_manhattan", "manhattan_mask", "mask_to_polygons", "trace_rings",
-           "write_gds", "write_gds_cells"]
+__all__ = ["PolygonError", "mask_to_polygons", "trace_rings", "write_gds", "write_gds_cells"]
 
 
 # --- exact outlines ---------------------------------------------------------------------------

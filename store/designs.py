@@ -3,7 +3,7 @@
 The file is kept by content in ``designs/<sha256><suffix>`` (GDS/OASIS readers need the
 suffix and a real path, and a design is not an image blob), so the workspace stays
 self-contained. The registration the engineer last accepted is stored with it as JSON; its
-shape is owned by ``semgan.design.register.Registration`` (the store does not interpret it).
+shape is owned by ``semgan.design.placement.Registration`` (the store does not interpret it).
 """
 
 from __future__ import annotations

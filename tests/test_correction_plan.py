@@ -16,8 +16,8 @@ from bench.correction_plan import (
     candidates,
     plan,
 )
+from semgan.manhattan import clean_manhattan
 from semgan.metrics import iou
-from semgan.polygons import clean_manhattan
 
 
 def _truth() -> np.ndarray:

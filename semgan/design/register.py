@@ -20,11 +20,10 @@ from skimage.feature import match_template
 
 from semgan.design.clip import DesignClip
 from semgan.design.errors import RegistrationError
-from semgan.design.placement import Registration, design_to_pixels
+from semgan.design.placement import Registration
 
-# Registration and design_to_pixels live in semgan.design.placement; annotate imports them from here.
-__all__ = ["SIGNALS", "Registration", "RegistrationConfig", "design_to_pixels", "edge_signal",
-           "peak_ambiguity", "register", "used_signal"]
+__all__ = ["SIGNALS", "RegistrationConfig", "edge_signal", "peak_ambiguity", "register",
+           "used_signal"]
 
 SIGNALS = ("auto", "prediction", "edges", "both")
 MAX_REFINE_SHIFT_PX = 1.5  # a kept rotation/scale moves the translation-only centre at most this
