@@ -23,9 +23,6 @@ from semgan.errors import SemganError
 from semgan.manhattan import clean_manhattan
 from store import StoreError
 
-PREVIEW_PX = tools.PREVIEW_PX
-apply_tool = correct_clicks.apply_tool  # the one-click and box tools, for scripts and tests
-
 
 @dataclass
 class Loaded(tools.Outcome):

@@ -142,12 +142,6 @@ class ModelCard:
                 if key not in self._keys:
                     self._keys.append(key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key`` as ``dict.get`` on the JSON would give it (for untyped readers)."""
-        if key in _FIELDS:
-            return getattr(self, key) if key in self._keys else default
-        return self.extra.get(key, default)
-
     def pixel_size(self, config: ExperimentConfig | Mapping[str, Any] | None = None) -> float:
         """The model's nm/px: the card's, else its config's ``data.nm_per_px`` (else the default)."""
         if self.nm_per_px:

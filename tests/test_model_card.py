@@ -37,7 +37,7 @@ def test_new_keys_are_appended_in_the_order_they_are_set() -> None:
     card.update(fine_tune={"strategy": "tools"}, note="kept", steps=2)
     card.drift_reference = {}
     assert list(card.to_dict()) == ["steps", "nm_per_px", "fine_tune", "note", "drift_reference"]
-    assert card.get("note") == "kept" and card.get("lineage", "absent") == "absent"
+    assert card.extra["note"] == "kept" and card.to_dict().get("lineage", "absent") == "absent"
     assert "lineage" not in card and ModelCard.of(card) is card
 
 

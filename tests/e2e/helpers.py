@@ -85,6 +85,18 @@ def editor_to_screen(page, image_shape: tuple[int, int]) -> Callable[[float, flo
     return lambda x, y: (left + (x + 0.5) * zoom, top + (y + 0.5) * zoom)
 
 
+def brush_stroke(page, to_screen: Callable[[float, float], tuple], y: int, x_start: int,
+                 x_end: int, step: int) -> None:
+    """A horizontal brush stroke on the editor from x_start to x_end on row y (image pixels)."""
+    page.locator('#editor button[aria-label="Brush"]').first.click()
+    page.mouse.move(*to_screen(x_start, y))
+    page.mouse.down()
+    for x in range(x_start, x_end + 1, step):
+        page.mouse.move(*to_screen(x, y))
+    page.mouse.up()
+    page.wait_for_timeout(500)
+
+
 def image_to_screen(page, selector: str, image_width: int) -> Callable[[float, float], tuple]:
     """Map pixel centres (x, y) of an image ``image_width`` px wide to page coordinates on the
     gr.Image showing it (possibly enlarged server-side, then only ever scaled down by Gradio)."""

@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from annotate.render import ONLY_A_RGB, ONLY_B_RGB, layout_image
 from tests.e2e.helpers import (
+    brush_stroke,
     editor_to_screen,
     image_to_screen,
     screenshot,
@@ -89,13 +90,7 @@ def test_a_drawn_stroke_is_saved_exactly_where_drawn(page, app) -> None:
     inside = np.argwhere(ndimage.binary_erosion(predicted, iterations=3))[0]  # (row, col)
     red, _, blue = screen_colour(page, to_screen(inside[1], inside[0]))
     assert blue > red + 40  # the prediction shows as the translucent blue layer
-    page.locator('#editor button[aria-label="Brush"]').first.click()
-    page.mouse.move(*to_screen(x_start, y))
-    page.mouse.down()
-    for x in range(x_start, x_end + 1, 10):
-        page.mouse.move(*to_screen(x, y))
-    page.mouse.up()
-    page.wait_for_timeout(500)
+    brush_stroke(page, to_screen, y, x_start, x_end, 10)
     text = wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
     assert f"Saved sample {sample_id}" in text
     added, removed = stored_change(app, sample_id)

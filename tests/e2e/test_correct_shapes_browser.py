@@ -12,6 +12,7 @@ import pytest
 from annotate.polygon import apply_polygon
 from annotate.wand import apply_wand
 from tests.e2e.helpers import (
+    brush_stroke,
     editor_to_screen,
     image_to_screen,
     screenshot,
@@ -233,13 +234,7 @@ def test_zoomed_editor_brushes_a_2048_image_at_full_resolution(page, app) -> Non
     x0, y0 = _empty_corner(window, 60)
     y, x_start, x_end = y0 + 30, x0 + 10, x0 + 50  # in the window's pixels
     to_screen = editor_to_screen(page, window.shape)
-    page.locator('#editor button[aria-label="Brush"]').first.click()
-    page.mouse.move(*to_screen(x_start, y))
-    page.mouse.down()
-    for x in range(x_start, x_end + 1, 4):
-        page.mouse.move(*to_screen(x, y))
-    page.mouse.up()
-    page.wait_for_timeout(500)
+    brush_stroke(page, to_screen, y, x_start, x_end, 4)
     screenshot(page, "correct-brush-2048")
     saved = _save_and_read(page, app, sample_id)
     added, removed = saved & ~predicted, predicted & ~saved
