@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from annotate import correct_tools as tools
-from annotate import editing, polygon, render, threshold, viewport, wand
+from annotate import editing, polygon, render, stamp, threshold, viewport, wand
 from annotate.correct_tools import Outcome
 from annotate.studio import Studio
 
@@ -38,8 +38,18 @@ def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[
     if mode in (tools.OTSU, tools.OTSU_INVERT):
         return threshold.threshold_in_box(mask, sem_image, corner, point,
                                           invert=mode == tools.OTSU_INVERT)
+    if mode == tools.STAMP:
+        try:
+            return stamp.copy_to_matches(mask, sem_image, corner, point).mask
+        except stamp.StampError:  # the app says why (``act``); the mask stays
+            return mask.copy()
     rect = render.rectangle_mask(mask.shape, corner, point)
     return mask | rect if mode == tools.BOX_ADD else mask & ~rect
+
+
+def _box_size(shape: tuple[int, int], corner, point) -> str:
+    rows, cols = np.nonzero(render.rectangle_mask(shape, corner, point))
+    return f"{int(np.ptp(cols)) + 1}×{int(np.ptp(rows)) + 1} px"
 
 
 def _box_message(mode: str, shape: tuple[int, int], corner, point, nm: float) -> str:
@@ -123,6 +133,8 @@ def act(studio: Studio, current, value, loaded, corner, vertices, mode, shift, t
                               mode, past, shown, loaded)
     point = tuple(point)
     nm = view.sample.nm_per_px
+    if mode == tools.STAMP:
+        return _copied(view, predicted, edited, corner, point, past, shown, loaded)
     new = apply_tool(mode, edited, view.sem_image, point, corner, float(shift or 0), nm,
                      float(tolerance or wand.DEFAULT_TOLERANCE))
     if mode in tools.BOX_TOOLS:
@@ -132,6 +144,20 @@ def act(studio: Studio, current, value, loaded, corner, vertices, mode, shift, t
     else:
         message = f"{name(mode)} at x = {point[0]}, y = {point[1]} px"
     return _applied(view, predicted, edited, new, message, past, shown, loaded)
+
+
+def _copied(view, predicted, edited, corner, point, past, shown, loaded) -> Outcome:
+    """Copy box to matches: the box's layout put wherever the SEM matches it."""
+    try:
+        result = stamp.copy_to_matches(edited, view.sem_image, corner, point)
+    except stamp.StampError as error:
+        return Outcome(status=str(error), first_corner=None,
+                       preview=tools.preview_file(render.change_picture(
+                           view.sem_image, predicted, edited), shown))
+    matches = len(result.places) - 1
+    message = (f"{name(tools.STAMP)}: a {_box_size(edited.shape, corner, point)} box, "
+               f"{matches} match{'' if matches == 1 else 'es'}")
+    return _applied(view, predicted, edited, result.mask, message, past, shown, loaded)
 
 
 def close_polygon(studio: Studio, current, value, loaded, vertices, mode, past, shown) -> Outcome:

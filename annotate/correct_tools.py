@@ -28,22 +28,27 @@ WAND_ADD, WAND_REMOVE = "Magic wand: add [W]", "Magic wand: remove [⇧W]"
 FLIP, KEEP, MOVE = ("Delete / fill region [D]", "Keep only region [O]",
                     "Move region edges [M]")
 MOVE_ALL = "Move all edges [⇧M]"
-BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT)  # two clicks: opposite corners
+STAMP = "Copy box to matches [A]"
+BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, STAMP)  # two clicks: opposite corners
 POLYGON_TOOLS = (POLY_ADD, POLY_REMOVE)  # a click per vertex, then close
 TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE,
-         FLIP, KEEP, MOVE, MOVE_ALL]
+         FLIP, KEEP, MOVE, MOVE_ALL, STAMP]
 TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "T": OTSU_INVERT, "p": POLY_ADD,
              "P": POLY_REMOVE, "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE,
-             "M": MOVE_ALL}
+             "M": MOVE_ALL, "a": STAMP}
 BUTTON_KEYS = {"Enter": "polygon-close-btn", "Backspace": "polygon-undo-btn",
                "Escape": "shape-cancel-btn", "u": "undo-tool-btn"}
 KEY_HELP = ("Keys: R/⇧R box add/remove · T/⇧T threshold in box (pattern on the side the mask "
             "had / the other side) · P/⇧P polygon add/remove (Enter closes, Backspace drops the "
             "last vertex, Esc cancels) · W/⇧W magic wand add/remove · D delete/fill region · "
-            "O keep region · M move the region's edges · ⇧M move all edges · U undo last tool · "
+            "O keep region · M move the region's edges · ⇧M move all edges · A copy a box around one "
+            "corrected feature to every place the SEM shows it · U undo last tool · "
             "[ and ] (or - and +) brush width.")
 # Hints never name the tool: a status naming it means the tool has acted (tests wait on that).
-HINTS = {BOX_TOOLS: "Click two opposite corners on the result image.",
+HINTS = {BOX_TOOLS[:4]: "Click two opposite corners on the result image.",
+         (STAMP,): "Fix one feature of an array first, then click two opposite corners of a "
+                   "box around it with some substrate: its layout is copied to every place "
+                   "where the SEM looks like it.",
          POLYGON_TOOLS: "Click the vertices on the result image (each edge snaps horizontal "
                         "or vertical); click the first vertex or press Enter to close.",
          (WAND_ADD, WAND_REMOVE): "Click inside a feature (or the substrate) on the result "

@@ -73,16 +73,17 @@ def _press(page, key: str) -> None:
     page.keyboard.press(key)
 
 
-def _until_result(page, action, selector: str, contains: str) -> float:
-    """Run ``action``; wait until the result image is a new one and ``selector`` says
-    ``contains``. Seconds taken."""
-    old = page.locator("#result-image img").first.get_attribute("src")
+def _until_result(page, action, selector: str, contains: str, new_image: bool = True) -> float:
+    """Run ``action``; wait until ``selector`` says ``contains`` and (``new_image``) the result
+    image is a new one. Seconds taken."""
+    old = page.locator("#result-image img").first.get_attribute("src") if new_image else None
     started = time.perf_counter()
     action()
     page.wait_for_function(
         "([old, sel, want]) => { const i = document.querySelector('#result-image img');"
         " const s = document.querySelector(sel);"
-        " return i && i.src !== old && i.complete && s && s.innerText.includes(want); }",
+        " return i && (old === null || i.src !== old) && i.complete && s &&"
+        " s.innerText.includes(want); }",
         arg=[old, selector, contains], timeout=SLOW_MS)
     return time.perf_counter() - started
 
@@ -124,8 +125,12 @@ def play(page, state: OperatorState, step: Step, width: int) -> float:
     if step.shift_nm is not None and step.shift_nm != state.shift_nm:
         _fill(page, "#shift-nm", step.shift_nm)
     if len(step.points) == 2:  # a box: the first corner only marks the image
+        # The corner's mark can leave the picture as it was (red on a removed area): the
+        # status naming the corner is what tells it arrived.
+        x, y = step.points[0]
         seconds += _until_result(page, lambda: _click(page, width, step.points[0]),
-                                 "#rect-status", "First corner")
+                                 "#rect-status", f"First corner at x = {x}, y = {y} px",
+                                 new_image=False)
     label = step.tool.split(" [")[0]
     expected = {tools.BOX_ADD: "Added a", tools.BOX_REMOVE: "Removed a",
                 tools.OTSU: "Thresholded a", tools.OTSU_INVERT: "Thresholded a"}.get(step.tool, label)
@@ -170,8 +175,11 @@ def correct_one(page, app, name: str, goal: float,
         thinking += time.perf_counter() - began
         if chosen is None:
             break
-        tool_seconds += play(page, state, chosen[0], start.shape[1])
-        take(state, *chosen)
+        steps, after = chosen
+        for step in steps:  # one step, or a sequence judged as one
+            tool_seconds += play(page, state, step, start.shape[1])
+            take(state, (step,), state.mask)
+        state.mask = after
     page.wait_for_timeout(SETTLE_MS)
     started = time.perf_counter()
     wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved",

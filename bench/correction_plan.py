@@ -14,7 +14,10 @@ engineer makes them: a key to change tool, each click on the image, each button,
 Candidates: threshold the whole image (T, ⇧T); Clean up (its fields at 400 or 1,600 nm² and
 2 or 4 px); for each of the largest missing and
 extra pieces (truth XOR mask): a threshold box around it (T), a box over it (R / ⇧R), the magic wand inside it (W / ⇧W),
-delete the region (D); move one region's edges (M) or all edges (⇧M) by ±1 px.
+delete the region (D); move one region's edges (M) or all edges (⇧M) by ±1 px; and, for the
+small features of the true layout that repeat (contacts, vias), copy one to its matches (A),
+after making that example right where needed (⇧R to clear its box, R to draw it): the
+sequence is judged as one candidate, by its gain over all its actions.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ MIN_GAIN = 1e-4
 PIECES = 24  # largest missing and extra pieces considered per step
 MIN_PIECE_PX = 3
 BOX_PAD_PX = 6  # a threshold box drawn around a wrong piece, with some margin for the levels
+SMALL_SHARE = 1 / 64  # a true feature this small (share of the image) may be an array's member
+EXAMPLES = 4  # examples tried per repeated size
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ def _box(piece: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def _padded(box, shape: tuple[int, int], pad: int = BOX_PAD_PX):
+    """The box grown by ``pad`` on each side, clipped to the image."""
     (x0, y0), (x1, y1) = box
     return ((max(x0 - pad, 0), max(y0 - pad, 0)),
             (min(x1 + pad, shape[1] - 1), min(y1 + pad, shape[0] - 1)))
@@ -146,33 +152,71 @@ def candidates(state: OperatorState, truth: np.ndarray, nm_per_px: float) -> lis
     return found
 
 
+def _examples(truth: np.ndarray) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Bounding boxes ((x0, y0), (x1, y1)) of small true features whose size repeats, up to
+    ``EXAMPLES`` of each of the two most common sizes."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(truth.astype(np.uint8), connectivity=4)
+    small = [i for i in range(1, count)
+             if stats[i, cv2.CC_STAT_AREA] <= SMALL_SHARE * truth.size]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i in small:
+        by_size.setdefault((int(stats[i, 2]), int(stats[i, 3])), []).append(i)
+    common = sorted(by_size.values(), key=len, reverse=True)[:2]
+    return [((int(stats[i, 0]), int(stats[i, 1])),
+             (int(stats[i, 0] + stats[i, 2] - 1), int(stats[i, 1] + stats[i, 3] - 1)))
+            for group in common if len(group) >= 3 for i in group[:EXAMPLES]]
+
+
+def macros(state: OperatorState, truth: np.ndarray) -> list[tuple[Step, ...]]:
+    """Copy to matches, from an example as it is, drawn with R, or cleared with ⇧R and drawn."""
+    found = []
+    for box in _examples(truth):
+        (x0, y0), (x1, y1) = box
+        pad = max(2, (max(x1 - x0, y1 - y0) + 1) // 2)
+        around = _padded(box, truth.shape, pad)
+        for prefix in ((), ((tools.BOX_ADD, box),), ((tools.BOX_REMOVE, around), (tools.BOX_ADD, box))):
+            sequence, tool = [], state.tool
+            for name, points in (*prefix, (tools.STAMP, around)):
+                cost = (name != tool) + 2
+                sequence.append(Step(name, points, cost=cost))
+                tool = name
+            found.append(tuple(sequence))
+    return found
+
+
 def next_step(state: OperatorState, truth: np.ndarray, sem_image: np.ndarray,
-              nm_per_px: float) -> tuple[Step, np.ndarray] | None:
-    """The candidate with the largest IoU gain per action (and the mask after it), or None."""
+              nm_per_px: float) -> tuple[tuple[Step, ...], np.ndarray] | None:
+    """The candidate (one step or a sequence) with the largest IoU gain per action, with the
+    mask after it, or None."""
     now = iou(state.mask, truth)
     best, best_rate, best_mask = None, MIN_GAIN, None
-    for step in candidates(state, truth, nm_per_px):
-        if state.actions + step.cost > MAX_ACTIONS:
+    for sequence in [(step,) for step in candidates(state, truth, nm_per_px)] + \
+            macros(state, truth):
+        cost = sum(step.cost for step in sequence)
+        if state.actions + cost > MAX_ACTIONS:
             continue
-        after = apply_step(step, state.mask, sem_image, nm_per_px)
-        score = iou(after, truth)
-        rate = (score - now) / max(step.cost, 1)
+        after, done = state.mask, []
+        for step in sequence:
+            after = apply_step(step, after, sem_image, nm_per_px)
+            done.append(Step(step.tool, step.points, step.shift_nm, step.cleanup, step.cost,
+                             iou(after, truth)))
+        rate = (done[-1].iou_after - now) / max(cost, 1)
         if rate > best_rate:
-            best, best_rate, best_mask = Step(step.tool, step.points, step.shift_nm, step.cleanup,
-                                              step.cost, score), rate, after
+            best, best_rate, best_mask = tuple(done), rate, after
     return None if best is None else (best, best_mask)
 
 
-def take(state: OperatorState, step: Step, mask: np.ndarray) -> None:
-    """Record ``step`` as done: the shadow's mask, tool and field follow it."""
+def take(state: OperatorState, steps: tuple[Step, ...], mask: np.ndarray) -> None:
+    """Record ``steps`` as done: the shadow's mask, tool and field follow them."""
     state.mask = mask
-    if step.tool != CLEANUP:
-        state.tool = step.tool
-    if step.shift_nm is not None:
-        state.shift_nm = step.shift_nm
-    if step.cleanup is not None:
-        state.cleanup = step.cleanup
-    state.steps.append(step)
+    for step in steps:
+        if step.tool != CLEANUP:
+            state.tool = step.tool
+        if step.shift_nm is not None:
+            state.shift_nm = step.shift_nm
+        if step.cleanup is not None:
+            state.cleanup = step.cleanup
+        state.steps.append(step)
 
 
 def plan(start: np.ndarray, truth: np.ndarray, sem_image: np.ndarray, nm_per_px: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from annotate import correct_tools as tools
@@ -90,3 +91,21 @@ def test_move_all_edges_shifts_every_region_and_the_tool_key():
     assert np.array_equal(apply_tool(tools.MOVE_ALL, truth, _sem(truth), (0, 0), None, 4.0, 4.0),
                           grown)
     assert tools.TOOL_KEYS["M"] == tools.MOVE_ALL and tools.TOOL_KEYS["T"] == tools.OTSU_INVERT
+
+
+def test_an_array_of_misprinted_contacts_is_fixed_by_copying_one():
+    truth = np.zeros((96, 96), bool)
+    for y in range(8, 88, 20):
+        for x in range(8, 88, 20):
+            truth[y:y + 8, x:x + 8] = True
+    start = np.zeros_like(truth)
+    for index, (y, x) in enumerate((y, x) for y in range(8, 88, 20) for x in range(8, 88, 20)):
+        grow = 1 if index % 2 else -1  # printed alternately too large and too small
+        start[y - grow:y + 8 + grow, x - grow:x + 8 + grow] = True
+    rng = np.random.default_rng(0)  # a wide beam: a threshold draws the contacts round
+    sem = cv2.GaussianBlur(np.where(truth, 180.0, 60.0).astype(np.float32), (0, 0), 2.5)
+    sem = np.clip(sem + rng.normal(0, 6, truth.shape), 0, 255).astype(np.uint8)
+    state = plan(start, truth, sem, 4.0, goal=0.99)
+    assert tools.STAMP in [s.tool for s in state.steps]
+    assert iou(state.mask, truth) >= 0.99
+    assert state.actions <= 6  # (R) + two corners, A + two corners

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from annotate.editing import move_all_edges, move_region_edges
+from annotate.stamp import StampError, copy_to_matches
 from annotate.threshold import threshold_in_box
 from tests.e2e.helpers import (
     image_to_screen,
@@ -106,3 +107,58 @@ def test_threshold_other_side_then_move_all_edges_save_what_the_keys_did(page, a
     expected = move_all_edges(thresholded, -nm_per_px, nm_per_px)
     assert np.array_equal(saved, expected)
     assert not np.array_equal(expected, thresholded)  # the edges did move
+
+
+def _example_box(mask: np.ndarray, sem: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Around one small feature of ``mask``, the box whose copy changes the most pixels."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    best, most = None, 0
+    for i in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if not 30 <= area <= 600 or max(w, h) > mask.shape[0] // 5:
+            continue
+        pad = max(2, (max(w, h) + 1) // 2)
+        box = ((x - pad, y - pad), (x + w - 1 + pad, y + h - 1 + pad))
+        if min(*box[0]) < 2 or max(*box[1]) > min(mask.shape) - 3:
+            continue  # clicks near the border would be clipped
+        try:
+            changed = int(np.count_nonzero(copy_to_matches(mask, sem, *box).mask != mask))
+        except StampError:
+            continue
+        if changed > most:
+            best, most = box, changed
+    assert best is not None, "no small feature whose copy changes the mask"
+    return best
+
+
+def test_copy_box_to_matches_saves_the_copies(page, app) -> None:
+    # a drifted image with contacts, not the first drifted one (the Review uncertainty test's)
+    sample_id = _open_in_correct(page, "demo-drifted-07")
+    with app.store() as store:
+        predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
+        sem = store.sample_image(sample_id)
+    page.wait_for_selector("#result-image img")
+    height, width = sem.shape
+    corners = ((0, 0), (width - 1, height - 1))
+    # first the whole SEM thresholded, as an engineer starts, with the dark features as pattern
+    invert = threshold_in_box(predicted, sem, *corners).mean() > 0.5
+    thresholded = threshold_in_box(predicted, sem, *corners, invert=invert)
+    page.locator("#correct-header").click()
+    page.keyboard.press("Shift+T" if invert else "t")
+    _click_and_wait(page, lambda: _click_image(page, width, *corners[0]), "First corner")
+    _click_and_wait(page, lambda: _click_image(page, width, *corners[1]), "Thresholded a")
+    box = _example_box(thresholded, sem)
+
+    page.locator("#correct-header").click()
+    page.keyboard.press("a")
+    _click_and_wait(page, lambda: _click_image(page, width, *box[0]), "First corner")
+    status = _click_and_wait(page, lambda: _click_image(page, width, *box[1]),
+                             "Copy box to matches")
+    assert "match" in status and "px changed" in status
+    page.wait_for_timeout(1500)  # the editor receives the new layer
+    wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
+    with app.store() as store:
+        saved = store.pair_mask(store.latest_pair(sample_id))
+    expected = copy_to_matches(thresholded, sem, *box).mask
+    assert np.array_equal(saved, expected)
+    assert not np.array_equal(saved, thresholded)
