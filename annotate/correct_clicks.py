@@ -47,14 +47,14 @@ def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[
     return mask | rect if mode == tools.BOX_ADD else mask & ~rect
 
 
-def _box_size(shape: tuple[int, int], corner, point) -> str:
+def _box_size(shape: tuple[int, int], corner, point) -> tuple[int, int]:
+    """(width, height) in px of the box with these two corners, as the tools draw it."""
     rows, cols = np.nonzero(render.rectangle_mask(shape, corner, point))
-    return f"{int(np.ptp(cols)) + 1}×{int(np.ptp(rows)) + 1} px"
+    return int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1
 
 
 def _box_message(mode: str, shape: tuple[int, int], corner, point, nm: float) -> str:
-    rows, cols = np.nonzero(render.rectangle_mask(shape, corner, point))
-    height, width = int(np.ptp(rows)) + 1, int(np.ptp(cols)) + 1
+    width, height = _box_size(shape, corner, point)
     size = f"{width}×{height} px {{}} ({width * nm:g}×{height * nm:g} nm)"
     if mode in (tools.OTSU, tools.OTSU_INVERT):
         side = "the side the mask had" if mode == tools.OTSU else "the other side"
@@ -155,7 +155,8 @@ def _copied(view, predicted, edited, corner, point, past, shown, loaded) -> Outc
                        preview=tools.preview_file(render.change_picture(
                            view.sem_image, predicted, edited), shown))
     matches = len(result.places) - 1
-    message = (f"{name(tools.STAMP)}: a {_box_size(edited.shape, corner, point)} box, "
+    width, height = _box_size(edited.shape, corner, point)
+    message = (f"{name(tools.STAMP)}: a {width}×{height} px box, "
                f"{matches} match{'' if matches == 1 else 'es'}")
     return _applied(view, predicted, edited, result.mask, message, past, shown, loaded)
 

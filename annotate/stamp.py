@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from skimage.feature import match_template, peak_local_max
 
-from annotate.threshold import MIN_SEPARATION, SMOOTHING_PX, _smoothed_noise, noise_deviation
+from annotate.threshold import MIN_SEPARATION, SMOOTHING_PX, noise_deviation, smoothed_noise
 
 MIN_CORRELATION = 0.5  # normalised cross-correlation of a match's SEM with the example's layout
 MIN_CONTRAST = 0.6  # a match's pattern/surround grey difference, as a share of the example's
@@ -52,7 +52,7 @@ def _example_smoothing(window: np.ndarray, pattern: np.ndarray, noise: float) ->
     for sigma in SMOOTHING_PX:
         smooth = window if sigma == 0 else cv2.GaussianBlur(window, (0, 0), sigma)
         difference = abs(float(smooth[pattern].mean() - smooth[~pattern].mean()))
-        if difference >= MIN_SEPARATION * _smoothed_noise(noise, sigma):
+        if difference >= MIN_SEPARATION * smoothed_noise(noise, sigma):
             return sigma
     return SMOOTHING_PX[-1]
 

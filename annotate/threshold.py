@@ -41,7 +41,7 @@ def noise_deviation(image: np.ndarray) -> float:
     return float(np.median(steps) / (0.6745 * np.sqrt(2.0)))
 
 
-def _smoothed_noise(noise: float, sigma: float) -> float:
+def smoothed_noise(noise: float, sigma: float) -> float:
     """Noise deviation left after a Gaussian of ``sigma`` px (white noise: 1 / (2σ√π))."""
     return noise if sigma <= 0 else noise * min(1.0, 1.0 / (2.0 * sigma * np.sqrt(np.pi)))
 
@@ -55,7 +55,7 @@ def _smooth(image: np.ndarray) -> np.ndarray:
         cut = threshold_otsu(smooth)
         low, high = smooth[smooth <= cut], smooth[smooth > cut]
         if low.size and high.size and \
-                high.mean() - low.mean() >= MIN_SEPARATION * _smoothed_noise(noise, sigma):
+                high.mean() - low.mean() >= MIN_SEPARATION * smoothed_noise(noise, sigma):
             break
     return smooth
 
