@@ -47,6 +47,12 @@ def apply_tool(mode: str, mask: np.ndarray, sem_image: np.ndarray, point: tuple[
     return mask | rect if mode == tools.BOX_ADD else mask & ~rect
 
 
+def threshold_whole(mask: np.ndarray, sem_image: np.ndarray, invert: bool = False) -> np.ndarray:
+    """Threshold in box over the whole image (the G / ⇧G buttons)."""
+    height, width = mask.shape
+    return threshold.threshold_in_box(mask, sem_image, (0, 0), (width - 1, height - 1), invert)
+
+
 def _box_size(shape: tuple[int, int], corner, point) -> tuple[int, int]:
     """(width, height) in px of the box with these two corners, as the tools draw it."""
     rows, cols = np.nonzero(render.rectangle_mask(shape, corner, point))
@@ -161,6 +167,18 @@ def _copied(view, predicted, edited, corner, point, past, shown, loaded) -> Outc
     return _applied(view, predicted, edited, result.mask, message, past, shown, loaded)
 
 
+def whole_image(studio: Studio, current, value, loaded, past, shown, invert: bool) -> Outcome:
+    """The Threshold whole image buttons: any half-drawn shape is dropped."""
+    if current is None:
+        return Outcome(status="Pick a sample first.")
+    view, predicted, edited = tools.masks(studio, current, value, loaded)
+    new = threshold_whole(edited, view.sem_image, invert)
+    height, width = edited.shape
+    side = "the other side" if invert else "the side the mask had"
+    message = f"Thresholded the whole image ({width}×{height} px), pattern on {side}"
+    return _applied(view, predicted, edited, new, message, past, shown, loaded)
+
+
 def close_polygon(studio: Studio, current, value, loaded, vertices, mode, past, shown) -> Outcome:
     """The Close polygon button (or Enter)."""
     if current is None or not vertices or mode not in tools.POLYGON_TOOLS:
@@ -244,6 +262,12 @@ def wire(studio: Studio, panel: tools.ToolPanel, targets: tools.Targets, editor_
     panel.close_btn.click(lambda *args: render(close_polygon(studio, *args)),
                           [editor_sample, editor, base, panel.vertices, panel.mode,
                            panel.history, shown], mask_outputs, **tools.MASK_EVENTS)
+    def whole(invert: bool):
+        return lambda *args: render(whole_image(studio, *args, invert))
+
+    for button, invert in ((panel.whole_btn, False), (panel.whole_other_btn, True)):
+        button.click(whole(invert), [editor_sample, editor, base, panel.history, shown],
+                     mask_outputs, **tools.MASK_EVENTS)
     panel.vertex_undo_btn.click(lambda *args: render(undo_vertex(*args)),
                                 [panel.vertices, panel.mode, panel.plain, shown],
                                 targets.outputs("preview", "vertices", "status"))

@@ -29,6 +29,9 @@ FLIP, KEEP, MOVE = ("Delete / fill region [D]", "Keep only region [O]",
                     "Move region edges [M]")
 MOVE_ALL = "Move all edges [⇧M]"
 STAMP = "Copy box to matches [A]"
+# Buttons, not modes: the whole image thresholded in one action (the usual start on an image the
+# model got wrong; two corner clicks cannot reach a zoomed-in image's far corners).
+WHOLE, WHOLE_INVERT = "Threshold whole image [G]", "Threshold whole image, other side [⇧G]"
 BOX_TOOLS = (BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, STAMP)  # two clicks: opposite corners
 POLYGON_TOOLS = (POLY_ADD, POLY_REMOVE)  # a click per vertex, then close
 TOOLS = [BOX_ADD, BOX_REMOVE, OTSU, OTSU_INVERT, POLY_ADD, POLY_REMOVE, WAND_ADD, WAND_REMOVE,
@@ -37,9 +40,10 @@ TOOL_KEYS = {"r": BOX_ADD, "R": BOX_REMOVE, "t": OTSU, "T": OTSU_INVERT, "p": PO
              "P": POLY_REMOVE, "w": WAND_ADD, "W": WAND_REMOVE, "d": FLIP, "o": KEEP, "m": MOVE,
              "M": MOVE_ALL, "a": STAMP}
 BUTTON_KEYS = {"Enter": "polygon-close-btn", "Backspace": "polygon-undo-btn",
-               "Escape": "shape-cancel-btn", "u": "undo-tool-btn"}
+               "Escape": "shape-cancel-btn", "u": "undo-tool-btn", "g": "threshold-all-btn",
+               "G": "threshold-all-other-btn"}
 KEY_HELP = ("Keys: R/⇧R box add/remove · T/⇧T threshold in box (pattern on the side the mask "
-            "had / the other side) · P/⇧P polygon add/remove (Enter closes, Backspace drops the "
+            "had / the other side) · G/⇧G the same over the whole image, in one key · P/⇧P polygon add/remove (Enter closes, Backspace drops the "
             "last vertex, Esc cancels) · W/⇧W magic wand add/remove · D delete/fill region · "
             "O keep region · M move the region's edges · ⇧M move all edges · A copy a box around one "
             "corrected feature to every place the SEM shows it · U undo last tool · "
@@ -123,6 +127,8 @@ class ToolPanel:
     close_btn: gr.Button
     vertex_undo_btn: gr.Button
     undo_btn: gr.Button
+    whole_btn: gr.Button  # threshold the whole image (WHOLE)
+    whole_other_btn: gr.Button  # ... pattern on the other side (WHOLE_INVERT)
 
 
 KEEP: Any = object()  # an Outcome field left as it is
@@ -244,6 +250,9 @@ def build_panel(bar: ViewBar) -> ToolPanel:
                                   elem_id="wand-tolerance")
         status = gr.Markdown(elem_id="rect-status")
         with gr.Row():
+            whole_btn = gr.Button(WHOLE, size="sm", elem_id="threshold-all-btn")
+            whole_other_btn = gr.Button(WHOLE_INVERT, size="sm", elem_id="threshold-all-other-btn")
+        with gr.Row():
             cancel_btn = gr.Button("Cancel shape [Esc]", size="sm", elem_id="shape-cancel-btn")
             close_btn = gr.Button("Close polygon [Enter]", size="sm",
                                   elem_id="polygon-close-btn")
@@ -253,4 +262,4 @@ def build_panel(bar: ViewBar) -> ToolPanel:
         gr.Markdown(f"<span class='sg-muted'>{KEY_HELP}</span>", elem_id="tool-keys")
     return ToolPanel(bar, mode, shift_nm, tolerance, status, gr.State(None), gr.State([]),
                      gr.State([]), gr.State(None), gr.State(None), gr.State(0), cancel_btn,
-                     close_btn, vertex_undo_btn, undo_btn)
+                     close_btn, vertex_undo_btn, undo_btn, whole_btn, whole_other_btn)

@@ -111,6 +111,10 @@ def play(page, state: OperatorState, step: Step, width: int) -> float:
             _fill(page, "#cleanup-snap", snap)
         return _until_result(page, lambda: page.click("#cleanup-btn"), "#change-summary",
                              "Clean up")
+    if step.tool in (tools.WHOLE, tools.WHOLE_INVERT):
+        key = "g" if step.tool == tools.WHOLE else "Shift+G"
+        return _until_result(page, lambda: _press(page, key), "#rect-status",
+                             "Thresholded the whole image")
     if step.tool != state.tool:
         started = time.perf_counter()
         _press(page, KEY_OF[step.tool])

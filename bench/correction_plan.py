@@ -11,7 +11,7 @@ the shadow mask and the one with the largest IoU gain per action is taken, until
 or no candidate gains ``MIN_GAIN``, or the action budget is spent. Actions are counted as an
 engineer makes them: a key to change tool, each click on the image, each button, a typed field.
 
-Candidates: threshold the whole image (T, ⇧T); Clean up (its fields at 400 or 1,600 nm² and
+Candidates: threshold the whole image (the G, ⇧G keys: one action each); Clean up (its fields at 400 or 1,600 nm² and
 2 or 4 px); for each of the largest missing and
 extra pieces (truth XOR mask): a threshold box around it (T), a box over it (R / ⇧R), the magic wand inside it (W / ⇧W),
 delete the region (D); move one region's edges (M) or all edges (⇧M) by ±1 px; and, for the
@@ -28,13 +28,14 @@ import cv2
 import numpy as np
 
 from annotate import correct_tools as tools
-from annotate.correct_clicks import apply_tool
+from annotate.correct_clicks import apply_tool, threshold_whole
 from semgan.manhattan import clean_manhattan
 from semgan.metrics import iou
 
 CLEANUP = "Clean up (Manhattan)"  # the button, with its two fields
 CLEANUP_SETTINGS = ((400.0, 2), (400.0, 4), (1600.0, 2), (1600.0, 4))  # (nm², px) tried; first = the tab's
 FIRST_TOOL = tools.BOX_ADD  # selected when the tab opens
+BUTTONS = (CLEANUP, tools.WHOLE, tools.WHOLE_INVERT)  # steps that leave the selected tool as it is
 GOAL_IOU = 0.95
 MAX_ACTIONS = 40
 MIN_GAIN = 1e-4
@@ -78,6 +79,8 @@ def apply_step(step: Step, mask: np.ndarray, sem_image: np.ndarray, nm_per_px: f
     if step.tool == CLEANUP:
         area, snap = step.cleanup or CLEANUP_SETTINGS[0]
         return clean_manhattan(mask, nm_per_px, area, snap_tolerance_px=snap)
+    if step.tool in (tools.WHOLE, tools.WHOLE_INVERT):
+        return threshold_whole(mask, sem_image, invert=step.tool == tools.WHOLE_INVERT)
     corner = step.points[0] if len(step.points) == 2 else None
     shift = step.shift_nm if step.shift_nm is not None else 0.0
     return apply_tool(step.tool, mask, sem_image, step.points[-1], corner, shift, nm_per_px)
@@ -85,11 +88,11 @@ def apply_step(step: Step, mask: np.ndarray, sem_image: np.ndarray, nm_per_px: f
 
 def _cost(state: OperatorState, tool: str, clicks: int, shift_nm: float | None = None,
           cleanup: tuple[float, int] | None = None) -> int:
-    switch = 0 if tool in (CLEANUP, state.tool) else 1
+    switch = 0 if tool in (*BUTTONS, state.tool) else 1
     typed = 1 if shift_nm is not None and shift_nm != state.shift_nm else 0
     if cleanup is not None:
         typed += sum(a != b for a, b in zip(cleanup, state.cleanup, strict=True))
-    return switch + typed + clicks + (1 if tool == CLEANUP else 0)
+    return switch + typed + clicks + (1 if tool in BUTTONS else 0)
 
 
 def _deepest(piece: np.ndarray) -> tuple[int, int]:
@@ -121,10 +124,8 @@ def _padded(box, shape: tuple[int, int], pad: int = BOX_PAD_PX):
 def candidates(state: OperatorState, truth: np.ndarray, nm_per_px: float) -> list[Step]:
     """Every step worth trying from this state (costs filled in, gains not yet)."""
     mask = state.mask
-    height, width = mask.shape
-    whole = ((0, 0), (width - 1, height - 1))
-    found = [Step(tools.OTSU, whole, cost=_cost(state, tools.OTSU, 2)),
-             Step(tools.OTSU_INVERT, whole, cost=_cost(state, tools.OTSU_INVERT, 2)),
+    found = [Step(tools.WHOLE, cost=_cost(state, tools.WHOLE, 0)),
+             Step(tools.WHOLE_INVERT, cost=_cost(state, tools.WHOLE_INVERT, 0)),
              *(Step(CLEANUP, cleanup=c, cost=_cost(state, CLEANUP, 0, cleanup=c))
                for c in CLEANUP_SETTINGS)]
     for piece in [*_pieces(truth & ~mask), *_pieces(mask & ~truth)]:  # redo it from the SEM
@@ -210,7 +211,7 @@ def take(state: OperatorState, steps: tuple[Step, ...], mask: np.ndarray) -> Non
     """Record ``steps`` as done: the shadow's mask, tool and field follow them."""
     state.mask = mask
     for step in steps:
-        if step.tool != CLEANUP:
+        if step.tool not in BUTTONS:
             state.tool = step.tool
         if step.shift_nm is not None:
             state.shift_nm = step.shift_nm

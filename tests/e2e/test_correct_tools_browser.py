@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from annotate.correct_clicks import threshold_whole
 from annotate.editing import move_all_edges, move_region_edges
 from annotate.stamp import StampError, copy_to_matches
 from annotate.threshold import threshold_in_box
@@ -162,3 +163,28 @@ def test_copy_box_to_matches_saves_the_copies(page, app) -> None:
     expected = copy_to_matches(thresholded, sem, *box).mask
     assert np.array_equal(saved, expected)
     assert not np.array_equal(saved, thresholded)
+
+
+def test_threshold_whole_image_keys_save_the_thresholded_image(page, app) -> None:
+    sample_id = _open_in_correct(page, "demo-drifted-09")
+    with app.store() as store:
+        predicted = store.prediction_mask(store.get_prediction(sample_id, 1))
+        sem = store.sample_image(sample_id)
+    page.wait_for_selector("#result-image img")
+    # the dark features as pattern: G keeps the side the (empty) prediction had, ⇧G the other
+    invert = threshold_whole(predicted, sem).mean() > 0.5
+    wrong_side = "g" if invert else "Shift+G"
+    page.locator("#correct-header").click()
+    _click_and_wait(page, lambda: page.keyboard.press(wrong_side), "Thresholded the whole image")
+    _click_and_wait(page, lambda: page.keyboard.press("u"), "Undid")
+    page.locator("#correct-header").click()
+    status = _click_and_wait(page, lambda: page.keyboard.press("Shift+G" if invert else "g"),
+                             "Thresholded the whole image")
+    assert ("the other side" in status) == invert and "px changed" in status
+    page.wait_for_timeout(1500)  # the editor receives the new layer
+    wait_for_change(page, "#change-summary", lambda: page.click("#save-btn"), "Saved")
+    with app.store() as store:
+        saved = store.pair_mask(store.latest_pair(sample_id))
+    expected = threshold_whole(predicted, sem, invert)
+    assert np.array_equal(saved, expected)
+    assert 0.05 < expected.mean() < 0.5  # a layout, not an empty or a filled image
