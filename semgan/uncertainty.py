@@ -137,6 +137,8 @@ def image_features(probabilities: np.ndarray, base: LayoutPrediction, sem_image:
     consensus = probabilities.mean(axis=0) > 0.5
     masks = probabilities > 0.5
     fraction = float(base.mask.mean())
+    blur = edge_blur(sem_image, base.mask)
+    ratio = float(_outline(base.mask).sum() / (min(base.mask.sum(), (~base.mask).sum()) + 1))
     features = {
         "tta_disagreement": float(disagreement_map(probabilities).mean()),
         "tta_iou_loss": 1.0 - float(np.mean([_iou(m, consensus) for m in masks])),
@@ -146,9 +148,12 @@ def image_features(probabilities: np.ndarray, base: LayoutPrediction, sem_image:
         "missed_edges": missed_edges(sem_image, base.mask),
         "extreme_fill": float(min(fraction, 1.0 - fraction) < 0.02),
         "mask_fraction": fraction,
-        "edge_blur": edge_blur(sem_image, base.mask),
+        "edge_blur": blur,
         # IoU's sensitivity to an edge error: outline length over the smaller side's area
-        "outline_ratio": float(_outline(base.mask).sum() / (min(base.mask.sum(), (~base.mask).sum()) + 1)),
+        "outline_ratio": ratio,
+        # The IoU an edge error as wide as the edges' blur would cost: a wide beam moves every
+        # edge alike (TTA cannot see it), and it costs most on thin features and narrow gaps.
+        "edge_loss": blur * ratio,
         # Denser than any training layout: often the substrate taken for the pattern (dark
         # features on a bright substrate), which TTA cannot see, since it is mirror-safe.
         "dense_fill": max(fraction - DENSE_ABOVE, 0.0),

@@ -43,6 +43,7 @@ REASONS = {
     "mask_fraction": "sparse pattern",
     "outline_ratio": "thin features or narrow gaps: each edge error weighs more",
     "edge_blur": "blurred edges (a wide beam): where they really are is hard to tell",
+    "edge_loss": "blurred edges on thin features or narrow gaps: a small edge shift costs much",
     "dense_fill": "the predicted layout is denser than any design (substrate taken for pattern?)",
     "drift": "the image is unlike the training tools",
 }
